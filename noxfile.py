@@ -1,0 +1,252 @@
+"""Every development task of the rlbricks monorepo.
+
+``nox`` (no arguments) runs the full test suite: lint, each package tested in
+isolation, all packages together, the wheel contents check and the strict docs
+build, then prints one summary line of every test run.  ``nox -l`` lists the
+sessions; ``nox -s bench`` runs the benchmarks.
+
+Every session installs with ``-c constraints/<file>.txt`` so torch stays pinned
+to the CPU build that lies on the project machines' disk.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tomllib
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES_DIR = ROOT / "packages"
+REPORTS = ROOT / ".reports"
+META = "rlbricks"
+
+nox.options.error_on_external_run = True
+nox.options.reuse_existing_virtualenvs = False
+
+
+# --------------------------------------------------------------------------- #
+# Package graph, read from the packages' own pyproject files
+# --------------------------------------------------------------------------- #
+def _read_pyproject(name: str) -> dict:
+    with open(PACKAGES_DIR / name / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def _leaf_packages() -> list[str]:
+    """Folders of packages/ that ship code (everything but the meta-package)."""
+    return sorted(
+        p.name
+        for p in PACKAGES_DIR.iterdir()
+        if (p / "pyproject.toml").exists() and (p / "src").is_dir() and p.name != META
+    )
+
+
+def _sibling_deps(name: str) -> list[str]:
+    """Direct rlbricks-* dependencies of a package (folder names)."""
+    deps = _read_pyproject(name)["project"].get("dependencies", [])
+    out = []
+    for dep in deps:
+        m = re.match(r"rlbricks-([a-z_]+)", dep)
+        if m:
+            out.append(m.group(1))
+    return out
+
+
+def _closure(name: str) -> list[str]:
+    """The package and every sibling it needs, transitively."""
+    seen: list[str] = []
+    stack = [name]
+    while stack:
+        cur = stack.pop()
+        if cur in seen:
+            continue
+        seen.append(cur)
+        stack.extend(_sibling_deps(cur))
+    return seen
+
+
+LEAVES = _leaf_packages()
+
+
+def _pkg_path(name: str) -> str:
+    return str(PACKAGES_DIR / name)
+
+
+def _pytest(session: nox.Session, report: str, *args: str) -> None:
+    REPORTS.mkdir(exist_ok=True)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        f"--junitxml={REPORTS / (report + '.xml')}",
+        "-p",
+        "no:cacheprovider",
+        *args,
+        *session.posargs,
+    )
+
+
+def _assert_only_rlbricks(session: nox.Session, allowed: list[str]) -> None:
+    """Fail unless the venv's rlbricks-* distributions are exactly ``allowed``."""
+    expected = sorted(f"rlbricks-{n}" for n in allowed)
+    code = (
+        "import importlib.metadata as md, json, sys\n"
+        "names = sorted({d.metadata['Name'] for d in md.distributions()"
+        " if d.metadata['Name'].startswith('rlbricks')})\n"
+        f"expected = {json.dumps(expected)}\n"
+        "if names != expected:\n"
+        "    sys.exit(f'isolation broken: installed {names}, expected {expected}')\n"
+        "print('isolated:', ', '.join(names))\n"
+    )
+    session.run("python", "-c", code)
+
+
+# --------------------------------------------------------------------------- #
+# Sessions
+# --------------------------------------------------------------------------- #
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check, and mypy on every package's sources."""
+    session.install("-c", "constraints/lint.txt", "ruff", "mypy", "torch", "numpy")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+def _make_isolated(name: str):
+    @nox.session(name=f"tests-{name}")
+    def _session(session: nox.Session) -> None:
+        closure = _closure(name)
+        # one resolver call: the package, its sibling closure from local sources, test tools
+        session.install(
+            "-c", "constraints/test.txt", *(_pkg_path(n) for n in closure), "pytest", "hypothesis"
+        )
+        _assert_only_rlbricks(session, closure)
+        tests = PACKAGES_DIR / name / "tests"
+        _pytest(session, f"tests-{name}", str(tests))
+        # docstring examples, run against the installed (non-editable) package
+        _pytest(
+            session,
+            f"doctest-{name}",
+            "--doctest-modules",
+            "--pyargs",
+            f"rlbricks.{name}",
+        )
+
+    _session.__doc__ = f"Test rlbricks-{name} alone, in a venv holding only it and its deps."
+    return _session
+
+
+for _name in LEAVES:
+    globals()[f"tests_{_name}"] = _make_isolated(_name)
+
+
+@nox.session
+def together(session: nox.Session) -> None:
+    """Every package installed together, all package tests plus the integration tests."""
+    session.install(
+        "-c",
+        "constraints/test.txt",
+        *(_pkg_path(n) for n in LEAVES),
+        _pkg_path(META),
+        "pytest",
+        "hypothesis",
+    )
+    _assert_only_rlbricks(session, LEAVES)
+    tests = [str(PACKAGES_DIR / n / "tests") for n in [*LEAVES, META]]
+    _pytest(session, "together", *tests)
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Build every wheel into dist/ and check each holds only its own rlbricks/<name>/."""
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.install("-c", "constraints/base.txt", "build")
+    for name in [*LEAVES, META]:
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), _pkg_path(name))
+    for whl in sorted(dist.glob("*.whl")):
+        with zipfile.ZipFile(whl) as zf:
+            files = [f for f in zf.namelist() if ".dist-info/" not in f]
+        dist_name = whl.name.split("-")[0]
+        if dist_name == META:
+            bad = files
+        else:
+            leaf = dist_name.removeprefix("rlbricks_")
+            bad = [f for f in files if not f.startswith(f"rlbricks/{leaf}/")]
+        if bad:
+            session.error(f"{whl.name} ships files outside its portion: {bad}")
+        session.log(f"{whl.name}: {len(files)} files, all inside its portion")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Strict mkdocs build of the documentation site into site/."""
+    session.install(
+        "-c", "constraints/docs.txt", "-r", "constraints/docs-requirements.txt",
+        *(_pkg_path(n) for n in LEAVES),
+    )
+    session.run("python", "docs/check_api_coverage.py")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
+@nox.session(name="docs-serve", default=False)
+def docs_serve(session: nox.Session) -> None:
+    """Serve the documentation site on http://127.0.0.1:8000 for local browsing."""
+    session.install(
+        "-c", "constraints/docs.txt", "-r", "constraints/docs-requirements.txt",
+        *("-e" + _pkg_path(n) for n in LEAVES),
+    )
+    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000")
+
+
+@nox.session(default=False)
+def build(session: nox.Session) -> None:
+    """Alias of ``wheels``: build every package's wheel into dist/."""
+    wheels(session)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run every benchmark; tables go to benchmarks/results/."""
+    session.install("-c", "constraints/bench.txt", *(_pkg_path(n) for n in LEAVES), "tensordict")
+    env = {"OMP_NUM_THREADS": "1"}
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        if script.name.startswith("_"):
+            continue
+        session.run("python", str(script), env=env)
+
+
+@nox.session(venv_backend="none")
+def summary(session: nox.Session) -> None:
+    """One closing line over every test report written by this run."""
+    totals = {"passed": 0, "failed": 0, "skipped": 0}
+    for xml in sorted(REPORTS.glob("*.xml")):
+        root = ET.parse(xml).getroot()
+        suites = [root] if root.tag == "testsuite" else list(root)
+        for s in suites:
+            tests = int(s.get("tests", 0))
+            failed = int(s.get("failures", 0)) + int(s.get("errors", 0))
+            skipped = int(s.get("skipped", 0))
+            totals["passed"] += tests - failed - skipped
+            totals["failed"] += failed
+            totals["skipped"] += skipped
+    print(f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped")
+    if totals["failed"]:
+        session.error("some tests failed")
+
+
+def _default_sessions() -> list[str]:
+    return ["lint", *(f"tests-{n}" for n in LEAVES), "together", "wheels", "docs", "summary"]
+
+
+nox.options.sessions = _default_sessions()
+
+# Reports describe one nox run: start each run from a clean folder.
+shutil.rmtree(REPORTS, ignore_errors=True)

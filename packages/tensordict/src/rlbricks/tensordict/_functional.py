@@ -1,0 +1,199 @@
+"""Functions over several TensorDicts (stack, cat, where) and the torch-function table.
+
+``torch.stack``, ``torch.cat``, ``torch.where`` and friends accept TensorDicts
+because ``TensorDict.__torch_function__`` routes them here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rlbricks.tensordict._errors import BatchSizeError, TensorDictKeyError
+from rlbricks.tensordict._shape import _dim
+from rlbricks.tensordict._td import TensorDict, _expand_mask
+
+__all__ = ["cat", "stack", "where", "TORCH_FUNCTIONS"]
+
+
+def _check_same_keys(tds: Sequence[TensorDict], op: str) -> None:
+    keys = tds[0]._tensordict.keys()
+    for i, td in enumerate(tds[1:], 1):
+        if td._tensordict.keys() != keys:
+            only_first = sorted(set(keys) - set(td._tensordict))
+            only_other = sorted(set(td._tensordict) - set(keys))
+            raise TensorDictKeyError(
+                f"{op}: TensorDict {i} has different keys than TensorDict 0 "
+                f"(only in 0: {only_first}; only in {i}: {only_other})"
+            )
+
+
+def _common_device(tds: Sequence[TensorDict]) -> torch.device | None:
+    device = tds[0]._device
+    for td in tds[1:]:
+        if td._device != device:
+            return None
+    return device
+
+
+def _check_tds(tds: Any, op: str) -> list[TensorDict]:
+    tds = list(tds)
+    if not tds:
+        raise ValueError(f"{op}: expected a non-empty sequence of TensorDicts")
+    for i, td in enumerate(tds):
+        if not isinstance(td, TensorDict):
+            raise TypeError(f"{op}: element {i} is a {type(td).__name__}, not a TensorDict")
+    return tds
+
+
+def _stack(tds: list[TensorDict], d: int, nd: int, new_bs: torch.Size, out: TensorDict | None) -> TensorDict:
+    first = tds[0]
+    _check_same_keys(tds, "stack")
+    source: dict[str, Any] = {}
+    for key, value in first._tensordict.items():
+        values = [td._tensordict[key] for td in tds]
+        if isinstance(value, TensorDict):
+            extra = value._batch_size[nd:]
+            for v in values[1:]:
+                if not isinstance(v, TensorDict) or v._batch_size != value._batch_size:
+                    raise BatchSizeError(f"stack: key {key!r} differs in type or batch_size")
+            sub_out = None if out is None else out._tensordict[key]
+            source[key] = _stack(values, d, nd, new_bs + extra, sub_out)  # type: ignore[arg-type]
+        elif out is not None:
+            source[key] = torch.stack(values, d, out=out._tensordict[key])  # type: ignore[arg-type]
+        else:
+            source[key] = torch.stack(values, d)  # type: ignore[arg-type]
+    if out is not None:
+        return out
+    return TensorDict._new_unsafe(source, new_bs, _common_device(tds))
+
+
+def stack(tds: Sequence[TensorDict], dim: int = 0, *, out: TensorDict | None = None) -> TensorDict:
+    """Stack TensorDicts with equal batch sizes and keys along a new batch dim ``dim``.
+
+    ``torch.stack`` calls this too.  With ``out`` the result is written into an
+    existing TensorDict (no allocation).
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.tensordict import TensorDict, stack
+        >>> tds = [TensorDict({"a": torch.zeros(3, 2)}, batch_size=[3]) for _ in range(4)]
+        >>> stack(tds, dim=1).batch_size
+        torch.Size([3, 4])
+        >>> torch.stack(tds)["a"].shape
+        torch.Size([4, 3, 2])
+    """
+    tds = _check_tds(tds, "stack")
+    bs = tds[0]._batch_size
+    for i, td in enumerate(tds[1:], 1):
+        if td._batch_size != bs:
+            raise BatchSizeError(
+                f"stack: TensorDict {i} has batch_size {tuple(td._batch_size)}, "
+                f"TensorDict 0 has {tuple(bs)}; stacked TensorDicts need equal batch sizes"
+            )
+    nd = len(bs)
+    d = _dim(dim, nd, "stack", extra=1)
+    new_bs = bs[:d] + torch.Size((len(tds),)) + bs[d:]
+    if out is not None and out._batch_size != new_bs:
+        raise BatchSizeError(f"stack: out has batch_size {tuple(out._batch_size)}, expected {tuple(new_bs)}")
+    return _stack(tds, d, nd, new_bs, out)
+
+
+def _cat(tds: list[TensorDict], d: int, nd: int, new_bs: torch.Size) -> TensorDict:
+    first = tds[0]
+    _check_same_keys(tds, "cat")
+    source: dict[str, Any] = {}
+    for key, value in first._tensordict.items():
+        values = [td._tensordict[key] for td in tds]
+        if isinstance(value, TensorDict):
+            source[key] = _cat(values, d, nd, new_bs + value._batch_size[nd:])  # type: ignore[arg-type]
+        else:
+            source[key] = torch.cat(values, d)  # type: ignore[arg-type]
+    return TensorDict._new_unsafe(source, new_bs, _common_device(tds))
+
+
+def cat(tds: Sequence[TensorDict], dim: int = 0) -> TensorDict:
+    """Concatenate TensorDicts along the existing batch dim ``dim`` (``torch.cat`` too).
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.tensordict import TensorDict, cat
+        >>> a = TensorDict({"x": torch.zeros(2, 5)}, batch_size=[2])
+        >>> b = TensorDict({"x": torch.ones(3, 5)}, batch_size=[3])
+        >>> cat([a, b]).batch_size
+        torch.Size([5])
+    """
+    tds = _check_tds(tds, "cat")
+    bs = tds[0]._batch_size
+    nd = len(bs)
+    if nd == 0:
+        raise BatchSizeError("cat: TensorDicts with empty batch_size cannot be concatenated")
+    d = _dim(dim, nd, "cat")
+    total = 0
+    for i, td in enumerate(tds):
+        other = td._batch_size
+        if len(other) != nd or other[:d] != bs[:d] or other[d + 1 :] != bs[d + 1 :]:
+            raise BatchSizeError(
+                f"cat: TensorDict {i} has batch_size {tuple(other)}, incompatible with "
+                f"{tuple(bs)} along dim {d}"
+            )
+        total += other[d]
+    new_bs = bs[:d] + torch.Size((total,)) + bs[d + 1 :]
+    return _cat(tds, d, nd, new_bs)
+
+
+def where(condition: Tensor, input: Any, other: Any, *, out: Any = None) -> TensorDict:
+    """``torch.where`` leaf by leaf; ``condition`` covers the leading batch dims.
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.tensordict import TensorDict
+        >>> td = TensorDict({"x": torch.zeros(3, 2)}, batch_size=[3])
+        >>> torch.where(torch.tensor([True, False, True]), td, 1.0)["x"][:, 0]
+        tensor([0., 1., 0.])
+    """
+    if out is not None:
+        raise TypeError("where: out= is not supported for TensorDicts")
+    if isinstance(input, TensorDict):
+        if isinstance(other, TensorDict):
+            return input.apply(lambda x, y: torch.where(_expand_mask(condition, x), x, y), other)
+        return input.apply(lambda x: torch.where(_expand_mask(condition, x), x, other))
+    if isinstance(other, TensorDict):
+        return other.apply(lambda y: torch.where(_expand_mask(condition, y), input, y))
+    raise TypeError("where: expected a TensorDict as input or other")
+
+
+def _like(fn: Callable[..., Tensor]) -> Callable[..., TensorDict]:
+    def handler(td: TensorDict, *args: Any, **kwargs: Any) -> TensorDict:
+        return td.apply(lambda x: fn(x, *args, **kwargs))
+
+    return handler
+
+
+TORCH_FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
+    torch.stack: stack,
+    torch.cat: cat,
+    torch.concat: cat,
+    torch.concatenate: cat,
+    torch.where: where,
+    torch.unbind: lambda td, dim=0: td.unbind(dim),
+    torch.split: lambda td, split_size_or_sections, dim=0: td.split(split_size_or_sections, dim),
+    torch.chunk: lambda td, chunks, dim=0: td.chunk(chunks, dim),
+    torch.clone: lambda td, **kwargs: td.clone(),
+    torch.squeeze: lambda td, dim=None: td.squeeze(dim),
+    torch.unsqueeze: lambda td, dim: td.unsqueeze(dim),
+    torch.permute: lambda td, dims: td.permute(dims),
+    torch.reshape: lambda td, shape: td.reshape(shape),
+    torch.flatten: lambda td, start_dim=0, end_dim=-1: td.flatten(start_dim, end_dim),
+    torch.unflatten: lambda td, dim, sizes: td.unflatten(dim, sizes),
+    torch.transpose: lambda td, dim0, dim1: td.transpose(dim0, dim1),
+    torch.zeros_like: _like(torch.zeros_like),
+    torch.ones_like: _like(torch.ones_like),
+    torch.empty_like: _like(torch.empty_like),
+    torch.full_like: _like(torch.full_like),
+    torch.rand_like: _like(torch.rand_like),
+    torch.randn_like: _like(torch.randn_like),
+}
