@@ -189,7 +189,10 @@ def wheels(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Strict mkdocs build of the documentation site into site/."""
     session.install(
-        "-c", "constraints/docs.txt", "-r", "constraints/docs-requirements.txt",
+        "-c",
+        "constraints/docs.txt",
+        "-r",
+        "constraints/docs-requirements.txt",
         *(_pkg_path(n) for n in LEAVES),
     )
     session.run("python", "docs/check_api_coverage.py")
@@ -200,7 +203,10 @@ def docs(session: nox.Session) -> None:
 def docs_serve(session: nox.Session) -> None:
     """Serve the documentation site on http://127.0.0.1:8000 for local browsing."""
     session.install(
-        "-c", "constraints/docs.txt", "-r", "constraints/docs-requirements.txt",
+        "-c",
+        "constraints/docs.txt",
+        "-r",
+        "constraints/docs-requirements.txt",
         *("-e" + _pkg_path(n) for n in LEAVES),
     )
     session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000")

@@ -25,8 +25,11 @@ def _ensure_nox() -> None:
     py = _python()
     if py.exists():
         probe = subprocess.run(
-            [str(py), "-c", f"import nox, importlib.metadata as m; "
-             f"assert m.version('nox') == '{NOX_VERSION}'"],
+            [
+                str(py),
+                "-c",
+                f"import nox, importlib.metadata as m; assert m.version('nox') == '{NOX_VERSION}'",
+            ],
             capture_output=True,
         )
         if probe.returncode == 0:

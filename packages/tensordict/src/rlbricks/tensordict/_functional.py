@@ -6,15 +6,19 @@ because ``TensorDict.__torch_function__`` routes them here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from rlbricks.tensordict._errors import BatchSizeError, TensorDictKeyError
+from rlbricks.tensordict import _td
+from rlbricks.tensordict._errors import BatchSizeError
+from rlbricks.tensordict._errors import TensorDictKeyError
+from rlbricks.tensordict._mixin_values import expand_mask as _expand_mask
 from rlbricks.tensordict._shape import _dim
-from rlbricks.tensordict._td import TensorDict, _expand_mask
+from rlbricks.tensordict._td import TensorDict
 
 __all__ = ["cat", "stack", "where", "TORCH_FUNCTIONS"]
 
@@ -40,7 +44,7 @@ def _common_device(tds: Sequence[TensorDict]) -> torch.device | None:
 
 
 def _check_tds(tds: Any, op: str) -> list[TensorDict]:
-    tds = list(tds)
+    tds = tds if tds.__class__ is list else list(tds)
     if not tds:
         raise ValueError(f"{op}: expected a non-empty sequence of TensorDicts")
     for i, td in enumerate(tds):
@@ -49,26 +53,39 @@ def _check_tds(tds: Any, op: str) -> list[TensorDict]:
     return tds
 
 
-def _stack(tds: list[TensorDict], d: int, nd: int, new_bs: torch.Size, out: TensorDict | None) -> TensorDict:
-    first = tds[0]
-    _check_same_keys(tds, "stack")
+def _stack(
+    tds: list[TensorDict],
+    d: int,
+    nd: int,
+    new_bs: torch.Size,
+    out: TensorDict | None,
+    device: torch.device | None,
+) -> TensorDict:
     source: dict[str, Any] = {}
-    for key, value in first._tensordict.items():
-        values = [td._tensordict[key] for td in tds]
+    for key, value in tds[0]._tensordict.items():
+        try:
+            values = [td._tensordict[key] for td in tds]
+        except KeyError:  # same number of keys (checked by the caller) but not the same keys
+            _check_same_keys(tds, "stack")
+            raise
         if isinstance(value, TensorDict):
-            extra = value._batch_size[nd:]
-            for v in values[1:]:
-                if not isinstance(v, TensorDict) or v._batch_size != value._batch_size:
-                    raise BatchSizeError(f"stack: key {key!r} differs in type or batch_size")
+            n = len(value._tensordict)
+            try:
+                same = all(len(v._tensordict) == n for v in values)  # type: ignore[union-attr]
+            except AttributeError:
+                raise TypeError(f"stack: key {key!r} is a TensorDict in some inputs only") from None
+            if not same:
+                _check_same_keys(values, "stack")  # type: ignore[arg-type]
             sub_out = None if out is None else out._tensordict[key]
-            source[key] = _stack(values, d, nd, new_bs + extra, sub_out)  # type: ignore[arg-type]
+            sub_bs = new_bs + value._batch_size[nd:]
+            source[key] = _stack(values, d, nd, sub_bs, sub_out, device)  # type: ignore[arg-type]
         elif out is not None:
             source[key] = torch.stack(values, d, out=out._tensordict[key])  # type: ignore[arg-type]
         else:
             source[key] = torch.stack(values, d)  # type: ignore[arg-type]
     if out is not None:
         return out
-    return TensorDict._new_unsafe(source, new_bs, _common_device(tds))
+    return TensorDict._new_unsafe(source, new_bs, device)
 
 
 def stack(tds: Sequence[TensorDict], dim: int = 0, *, out: TensorDict | None = None) -> TensorDict:
@@ -86,20 +103,35 @@ def stack(tds: Sequence[TensorDict], dim: int = 0, *, out: TensorDict | None = N
         >>> torch.stack(tds)["a"].shape
         torch.Size([4, 3, 2])
     """
-    tds = _check_tds(tds, "stack")
-    bs = tds[0]._batch_size
-    for i, td in enumerate(tds[1:], 1):
-        if td._batch_size != bs:
-            raise BatchSizeError(
-                f"stack: TensorDict {i} has batch_size {tuple(td._batch_size)}, "
-                f"TensorDict 0 has {tuple(bs)}; stacked TensorDicts need equal batch sizes"
-            )
+    tds = tds if tds.__class__ is list else list(tds)
+    if not tds:
+        raise ValueError("stack: expected a non-empty sequence of TensorDicts")
+    first = tds[0]
+    try:
+        bs = first._batch_size
+        n_keys = len(first._tensordict)
+        device = first._device
+        for td in tds:
+            if td._batch_size != bs:
+                raise BatchSizeError(
+                    f"stack: a TensorDict has batch_size {tuple(td._batch_size)}, the first "
+                    f"has {tuple(bs)}; stacked TensorDicts need equal batch sizes"
+                )
+            if len(td._tensordict) != n_keys:
+                _check_same_keys(tds, "stack")
+            if td._device != device:
+                device = None
+    except AttributeError:
+        _check_tds(tds, "stack")
+        raise
     nd = len(bs)
     d = _dim(dim, nd, "stack", extra=1)
     new_bs = bs[:d] + torch.Size((len(tds),)) + bs[d:]
     if out is not None and out._batch_size != new_bs:
-        raise BatchSizeError(f"stack: out has batch_size {tuple(out._batch_size)}, expected {tuple(new_bs)}")
-    return _stack(tds, d, nd, new_bs, out)
+        raise BatchSizeError(
+            f"stack: out has batch_size {tuple(out._batch_size)}, expected {tuple(new_bs)}"
+        )
+    return _stack(tds, d, nd, new_bs, out, device)
 
 
 def _cat(tds: list[TensorDict], d: int, nd: int, new_bs: torch.Size) -> TensorDict:
@@ -173,27 +205,32 @@ def _like(fn: Callable[..., Tensor]) -> Callable[..., TensorDict]:
     return handler
 
 
-TORCH_FUNCTIONS: dict[Callable[..., Any], Callable[..., Any]] = {
-    torch.stack: stack,
-    torch.cat: cat,
-    torch.concat: cat,
-    torch.concatenate: cat,
-    torch.where: where,
-    torch.unbind: lambda td, dim=0: td.unbind(dim),
-    torch.split: lambda td, split_size_or_sections, dim=0: td.split(split_size_or_sections, dim),
-    torch.chunk: lambda td, chunks, dim=0: td.chunk(chunks, dim),
-    torch.clone: lambda td, **kwargs: td.clone(),
-    torch.squeeze: lambda td, dim=None: td.squeeze(dim),
-    torch.unsqueeze: lambda td, dim: td.unsqueeze(dim),
-    torch.permute: lambda td, dims: td.permute(dims),
-    torch.reshape: lambda td, shape: td.reshape(shape),
-    torch.flatten: lambda td, start_dim=0, end_dim=-1: td.flatten(start_dim, end_dim),
-    torch.unflatten: lambda td, dim, sizes: td.unflatten(dim, sizes),
-    torch.transpose: lambda td, dim0, dim1: td.transpose(dim0, dim1),
-    torch.zeros_like: _like(torch.zeros_like),
-    torch.ones_like: _like(torch.ones_like),
-    torch.empty_like: _like(torch.empty_like),
-    torch.full_like: _like(torch.full_like),
-    torch.rand_like: _like(torch.rand_like),
-    torch.randn_like: _like(torch.randn_like),
-}
+TORCH_FUNCTIONS = _td.TORCH_FUNCTIONS
+TORCH_FUNCTIONS.update(
+    {
+        torch.stack: stack,
+        torch.cat: cat,
+        torch.concat: cat,
+        torch.concatenate: cat,
+        torch.where: where,
+        torch.unbind: lambda td, dim=0: td.unbind(dim),
+        torch.split: lambda td, split_size_or_sections, dim=0: td.split(
+            split_size_or_sections, dim
+        ),
+        torch.chunk: lambda td, chunks, dim=0: td.chunk(chunks, dim),
+        torch.clone: lambda td, **kwargs: td.clone(),
+        torch.squeeze: lambda td, dim=None: td.squeeze(dim),
+        torch.unsqueeze: lambda td, dim: td.unsqueeze(dim),
+        torch.permute: lambda td, dims: td.permute(dims),
+        torch.reshape: lambda td, shape: td.reshape(shape),
+        torch.flatten: lambda td, start_dim=0, end_dim=-1: td.flatten(start_dim, end_dim),
+        torch.unflatten: lambda td, dim, sizes: td.unflatten(dim, sizes),
+        torch.transpose: lambda td, dim0, dim1: td.transpose(dim0, dim1),
+        torch.zeros_like: _like(torch.zeros_like),
+        torch.ones_like: _like(torch.ones_like),
+        torch.empty_like: _like(torch.empty_like),
+        torch.full_like: _like(torch.full_like),
+        torch.rand_like: _like(torch.rand_like),
+        torch.randn_like: _like(torch.randn_like),
+    }
+)

@@ -9,10 +9,13 @@ stay trailing and untouched.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from rlbricks.tensordict import _td
 
 if TYPE_CHECKING:
     from rlbricks.tensordict._td import TensorDict
@@ -71,12 +74,12 @@ def normalize_index(index: Any, batch_size: torch.Size) -> Any:
 
 
 def _index_leaves(td: TensorDict, idx: Any, batch_size: torch.Size | None) -> TensorDict:
-    from rlbricks.tensordict._td import TensorDict
-
     nd = len(td._batch_size)
     source: dict[str, Any] = {}
+    res: Any
+    td_cls = _td.TensorDict
     for key, value in td._tensordict.items():
-        if isinstance(value, TensorDict):
+        if isinstance(value, td_cls):
             sub_bs = None if batch_size is None else batch_size + value._batch_size[nd:]
             res = _index_leaves(value, idx, sub_bs)
             if batch_size is None:
@@ -88,7 +91,7 @@ def _index_leaves(td: TensorDict, idx: Any, batch_size: torch.Size | None) -> Te
         source[key] = res
     if batch_size is None:  # no values: index a zero-stride stand-in for the batch
         batch_size = torch.zeros(()).expand(td._batch_size)[idx].shape
-    return TensorDict._new_unsafe(source, batch_size, td._device)
+    return td_cls._new_unsafe(source, batch_size, td._device)
 
 
 def get_index(td: TensorDict, index: Any) -> TensorDict:
@@ -104,8 +107,14 @@ def get_index(td: TensorDict, index: Any) -> TensorDict:
     if cls is slice:
         if not bs:
             raise IndexError("cannot slice a TensorDict with empty batch_size (no batch dims)")
-        length = len(range(*index.indices(bs[0])))
-        return _index_leaves(td, index, torch.Size((length,)) + bs[1:])
+        start, stop, step = index.indices(bs[0])
+        if step <= 0:
+            raise ValueError(f"slice step must be positive, got {step}")
+        length = max(0, (stop - start + step - 1) // step)
+        return _index_leaves(td, index, torch.Size((length, *bs[1:])))
+    if isinstance(index, torch.Tensor) and index.dtype is not torch.bool and bs:
+        # an index tensor picks rows of dim 0: the batch becomes index.shape + bs[1:]
+        return _index_leaves(td, index, index.shape + bs[1:])
     if index is Ellipsis:
         return td.clone(recurse=False)
     return _index_leaves(td, normalize_index(index, bs), None)
@@ -113,17 +122,16 @@ def get_index(td: TensorDict, index: Any) -> TensorDict:
 
 def set_index(td: TensorDict, index: Any, value: Any) -> None:
     """``td[index] = value`` where value is a TensorDict, a dict, a tensor or a number."""
-    from rlbricks.tensordict._td import TensorDict
-
     cls = index.__class__
     if cls is not int and cls is not slice:
         index = normalize_index(index, td._batch_size)
-    _set_index(td, index, value, TensorDict)
+    _set_index(td, index, value, _td.TensorDict)
 
 
-def _set_index(td: TensorDict, idx: Any, value: Any, td_cls: type) -> None:
-    if isinstance(value, td_cls) or isinstance(value, Mapping):
-        items = value._tensordict.items() if isinstance(value, td_cls) else value.items()
+def _set_index(td: Any, idx: Any, value: Any, td_cls: type) -> None:
+    if isinstance(value, (td_cls, Mapping)):
+        source: Any = value
+        items = source._tensordict.items() if isinstance(value, td_cls) else source.items()
         dests = td._tensordict
         for key, sub in items:
             dest = dests.get(key)
@@ -150,16 +158,16 @@ def _leaves(td: Any, td_cls: type) -> list[Tensor]:
 
 def _new_entry(td: TensorDict, key: str, sub: Any, value: Any) -> Any:
     """A zero-filled entry for a key that the assigned TensorDict has and ``td`` lacks."""
-    from rlbricks.tensordict._td import TensorDict
-
-    if not isinstance(value, TensorDict):
+    if not isinstance(value, _td.TensorDict):
         raise KeyError(
             f"cannot assign key {key!r} by index: it does not exist in the destination; "
             f"available keys: {list(td._tensordict)}"
         )
     sub_bd = value.batch_dims
-    if isinstance(sub, TensorDict):
-        entry: Any = TensorDict._new_unsafe({}, td._batch_size + sub._batch_size[sub_bd:], td._device)
+    if isinstance(sub, _td.TensorDict):
+        entry: Any = _td.TensorDict._new_unsafe(
+            {}, td._batch_size + sub._batch_size[sub_bd:], td._device
+        )
     else:
         entry = torch.zeros(
             td._batch_size + sub.shape[sub_bd:],

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Union
+
+from rlbricks.tensordict import _td
 
 if TYPE_CHECKING:
     from rlbricks.tensordict._td import TensorDict
 
 __all__ = ["NestedKey", "KeysView", "unravel_key"]
 
-NestedKey = Union[str, tuple[str, ...]]
+NestedKey = Union[str, tuple[str, ...]]  # noqa: UP007 (runtime alias, py3.10 safe)
 
 
 def unravel_key(key: Any) -> NestedKey:
@@ -25,7 +29,7 @@ def unravel_key(key: Any) -> NestedKey:
         'obs'
     """
     if key.__class__ is str:
-        return key  # type: ignore[no-any-return]
+        return key
     if not isinstance(key, tuple):
         raise TypeError(f"a key must be a str or a tuple of str, got {type(key).__name__}: {key!r}")
     flat: list[str] = []
@@ -47,14 +51,12 @@ def unravel_key(key: Any) -> NestedKey:
 def iter_keys(
     td: TensorDict, include_nested: bool, leaves_only: bool, prefix: tuple[str, ...] = ()
 ) -> Iterator[NestedKey]:
-    from rlbricks.tensordict._td import TensorDict
-
     for key, value in td._tensordict.items():
-        is_td = isinstance(value, TensorDict)
+        is_td = isinstance(value, _td.TensorDict)
         full: NestedKey = prefix + (key,) if prefix else key
         if not (leaves_only and is_td):
             yield full
-        if include_nested and is_td:
+        if include_nested and isinstance(value, _td.TensorDict):
             yield from iter_keys(value, True, leaves_only, prefix + (key,))
 
 
@@ -74,7 +76,7 @@ class KeysView:
         True
     """
 
-    __slots__ = ("_td", "_include_nested", "_leaves_only")
+    __slots__ = ("_include_nested", "_leaves_only", "_td")
 
     def __init__(self, td: TensorDict, include_nested: bool = False, leaves_only: bool = False):
         self._td = td
@@ -92,10 +94,8 @@ class KeysView:
         return sum(1 for _ in self)
 
     def __contains__(self, key: object) -> bool:
-        from rlbricks.tensordict._td import TensorDict
-
         if key.__class__ is str:
-            value = self._td._tensordict.get(key)  # type: ignore[call-overload]
+            value = self._td._tensordict.get(key)
         else:
             try:
                 key = unravel_key(key)
@@ -107,7 +107,7 @@ class KeysView:
                 return False
             node: Any = self._td
             for part in key:
-                if not isinstance(node, TensorDict):
+                if not isinstance(node, _td.TensorDict):
                     return False
                 node = node._tensordict.get(part)
                 if node is None:
@@ -115,7 +115,7 @@ class KeysView:
             value = node
         if value is None:
             return False
-        return not (self._leaves_only and isinstance(value, TensorDict))
+        return not (self._leaves_only and isinstance(value, _td.TensorDict))
 
     def __eq__(self, other: object) -> bool:
         try:

@@ -39,8 +39,8 @@ def register() -> None:
         return
     pytree.register_pytree_node(
         TensorDict,
-        _flatten,  # type: ignore[arg-type]
+        _flatten,
         _unflatten,
         serialized_type_name="rlbricks.tensordict.TensorDict",
-        flatten_with_keys_fn=_flatten_with_keys,  # type: ignore[arg-type]
+        flatten_with_keys_fn=_flatten_with_keys,
     )

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 """Shape operations on the batch dims of a TensorDict.
 
 Each op checks its arguments against the batch dims once, computes the new
@@ -8,16 +9,21 @@ non-negative dims so that feature dims are never touched.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from rlbricks.tensordict import _td
 
 if TYPE_CHECKING:
     from rlbricks.tensordict._td import TensorDict
 
 __all__ = [
+    "ShapeMixin",
     "chunk",
     "expand",
     "flatten",
@@ -54,33 +60,29 @@ def _dim(dim: int, ndim: int, op: str, extra: int = 0) -> int:
 
 def _map(td: TensorDict, fn: Callable[[Tensor], Tensor], nd: int, new_bs: torch.Size) -> TensorDict:
     """Apply ``fn`` to every leaf; nested TensorDicts keep their extra batch dims."""
-    from rlbricks.tensordict._td import TensorDict
-
     source: dict[str, Any] = {}
     for key, value in td._tensordict.items():
-        if isinstance(value, TensorDict):
+        if isinstance(value, _td.TensorDict):
             source[key] = _map(value, fn, nd, new_bs + value._batch_size[nd:])
         else:
             source[key] = fn(value)
-    return TensorDict._new_unsafe(source, new_bs, td._device)
+    return _td.TensorDict._new_unsafe(source, new_bs, td._device)
 
 
 def _pieces(
     td: TensorDict, fn: Callable[[Tensor], Sequence[Tensor]], nd: int, bss: list[torch.Size]
 ) -> list[TensorDict]:
     """Apply a splitting ``fn`` to every leaf and regroup the pieces into TensorDicts."""
-    from rlbricks.tensordict._td import TensorDict
-
     sources: list[dict[str, Any]] = [{} for _ in bss]
     for key, value in td._tensordict.items():
-        if isinstance(value, TensorDict):
+        if isinstance(value, _td.TensorDict):
             extra = value._batch_size[nd:]
             parts: Sequence[Any] = _pieces(value, fn, nd, [bs + extra for bs in bss])
         else:
             parts = fn(value)
         for source, part in zip(sources, parts):
             source[key] = part
-    return [TensorDict._new_unsafe(s, bs, td._device) for s, bs in zip(sources, bss)]
+    return [_td.TensorDict._new_unsafe(s, bs, td._device) for s, bs in zip(sources, bss)]
 
 
 def _infer(shape: Sequence[int], numel: int, op: str, old: Sequence[int]) -> torch.Size:
@@ -240,3 +242,59 @@ def reduce_dim(td: TensorDict, dim: int, fn: Callable[..., Tensor]) -> TensorDic
     nd = len(bs)
     d = _dim(dim, nd, fn.__name__)
     return _map(td, lambda x: fn(x, dim=d), nd, bs[:d] + bs[d + 1 :])
+
+
+class ShapeMixin:
+    """Shape operations on the batch dims of ``TensorDict`` (feature dims are kept)."""
+
+    __slots__ = ()
+
+    def reshape(self: TensorDict, *shape: Any) -> TensorDict:
+        """Reshape the batch dims (``-1`` infers one dim); feature dims are kept."""
+        return reshape(self, shape_arg(shape), view=False)
+
+    def view(self: TensorDict, *shape: Any) -> TensorDict:
+        """Like ``reshape`` but every leaf must be viewable (no copy)."""
+        return reshape(self, shape_arg(shape), view=True)
+
+    def flatten(self: TensorDict, start_dim: int = 0, end_dim: int = -1) -> TensorDict:
+        """Merge batch dims ``start_dim..end_dim`` into one."""
+        return flatten(self, start_dim, end_dim)
+
+    def unflatten(self: TensorDict, dim: int, sizes: Sequence[int]) -> TensorDict:
+        """Split batch dim ``dim`` into ``sizes``."""
+        return unflatten(self, dim, sizes)
+
+    def unsqueeze(self: TensorDict, dim: int) -> TensorDict:
+        """Insert a batch dim of size one at ``dim``."""
+        return unsqueeze(self, dim)
+
+    def squeeze(self: TensorDict, dim: int | None = None) -> TensorDict:
+        """Remove batch dims of size one (all, or only ``dim``)."""
+        return squeeze(self, dim)
+
+    def permute(self: TensorDict, *dims: Any) -> TensorDict:
+        """Permute the batch dims."""
+        return permute(self, shape_arg(dims))
+
+    def transpose(self: TensorDict, dim0: int, dim1: int) -> TensorDict:
+        """Swap two batch dims."""
+        return transpose(self, dim0, dim1)
+
+    def expand(self: TensorDict, *shape: Any) -> TensorDict:
+        """Expand (broadcast, without copy) to a new batch shape; ``-1`` keeps a dim."""
+        return expand(self, shape_arg(shape))
+
+    def split(
+        self: TensorDict, split_size: int | Sequence[int], dim: int = 0
+    ) -> tuple[TensorDict, ...]:
+        """Split along batch dim ``dim`` like ``torch.split``."""
+        return split(self, split_size, dim)
+
+    def chunk(self: TensorDict, chunks: int, dim: int = 0) -> tuple[TensorDict, ...]:
+        """Split into ``chunks`` pieces along batch dim ``dim`` like ``torch.chunk``."""
+        return chunk(self, chunks, dim)
+
+    def unbind(self: TensorDict, dim: int = 0) -> tuple[TensorDict, ...]:
+        """The slices along batch dim ``dim``, like ``torch.unbind``."""
+        return unbind(self, dim)

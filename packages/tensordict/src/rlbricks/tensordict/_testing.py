@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from rlbricks.tensordict._td import TensorDict, iter_leaves
+from rlbricks.tensordict._td import TensorDict
+from rlbricks.tensordict._td import iter_leaves
 
 __all__ = ["assert_close", "is_tensordict"]
 

@@ -1,0 +1,688 @@
+"""Memory-mapped storage: tensors backed by a file, and TensorDicts saved as folders of them.
+
+A memory-mapped TensorDict saved at ``prefix`` is laid out as::
+
+    prefix/meta.json        format version, batch_size, device and one entry per key
+    prefix/<name>.memmap    the raw bytes of one leaf (C order, native byte order)
+    prefix/<name>/          a nested TensorDict, laid out the same way
+
+``<name>`` is the key itself when it is made of ASCII letters, digits, ``_``
+and ``-``; any other character is percent-encoded (``"a/b"`` becomes
+``a%2Fb``) and ``meta.json`` records the name used for every key, so any
+string is a valid key. Nothing on disk is pickled: metadata is JSON and
+leaves are raw tensor bytes, so loading never runs code from the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+from collections.abc import Sequence
+from multiprocessing.reduction import ForkingPickler
+from typing import TYPE_CHECKING
+from typing import Any
+from urllib.parse import quote
+
+import torch
+
+if TYPE_CHECKING:
+    from rlbricks.tensordict._td import TensorDict
+
+__all__ = ["MemoryMappedTensor", "memmap_td", "load_memmap", "memmap_like", "is_memmap"]
+
+META_FILENAME = "meta.json"
+LEAF_SUFFIX = ".memmap"
+FORMAT_NAME = "rlbricks.tensordict.memmap"
+FORMAT_VERSION = 1
+
+_ShapeLike = int | Sequence[int] | torch.Size
+_PathLike = str | os.PathLike[str]
+
+
+def _as_shape(shape: _ShapeLike) -> torch.Size:
+    return torch.Size([shape]) if isinstance(shape, int) else torch.Size(shape)
+
+
+def _nbytes(shape: torch.Size, dtype: torch.dtype) -> int:
+    return math.prod(shape) * dtype.itemsize
+
+
+class MemoryMappedTensor(torch.Tensor):
+    """A CPU tensor whose memory is a file on disk, or anonymous shared memory.
+
+    Build one with :meth:`from_tensor`, :meth:`empty`, :meth:`zeros`,
+    :meth:`ones`, :meth:`full` or :meth:`from_filename`. With a ``filename``
+    the data lives in that file (``mmap`` with ``MAP_SHARED``): every write
+    reaches the file and every process that maps it sees the same bytes.
+    Without one the data lives in anonymous shared memory (``/dev/shm`` on
+    Linux, allocated as ``Tensor.share_memory_`` does), which is freed with
+    the last tensor using it.
+
+    It behaves like a plain tensor. Results of operations, indexing included,
+    are plain :class:`torch.Tensor` objects; views (``mmt[0]``, ``mmt.view``)
+    still share its memory, so ``mmt[0] = 1`` writes to the file. In-place
+    methods return the MemoryMappedTensor itself.
+
+    Sent to another process through ``multiprocessing`` or
+    ``torch.multiprocessing`` (process arguments, queues, pipes), a
+    file-backed tensor travels as ``(filename, dtype, shape)`` and the
+    receiver maps the same file; an anonymous one passes its shared memory
+    along. Either way writes on one side are seen by the other. Everywhere
+    else (``pickle``, ``torch.save``) it is saved as an ordinary tensor holding
+    a copy of its data, which ``torch.load(weights_only=True)`` reads back.
+    ``copy.deepcopy`` and ``clone()`` return a plain in-memory tensor too.
+
+    Example:
+        >>> import tempfile, os, torch
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = os.path.join(tmp, "x.memmap")
+        ...     mmt = MemoryMappedTensor.from_tensor(torch.arange(6).view(2, 3), filename=path)
+        ...     mmt[0] = 7
+        ...     print(MemoryMappedTensor.from_filename(path, torch.int64, (2, 3)))
+        MemoryMappedTensor([[7, 7, 7],
+                            [3, 4, 5]])
+    """
+
+    __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
+    _filename: str | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> MemoryMappedTensor:
+        raise TypeError(
+            "MemoryMappedTensor cannot be built directly; use MemoryMappedTensor.from_tensor, "
+            ".empty, .zeros, .ones, .full or .from_filename"
+        )
+
+    @property
+    def filename(self) -> str | None:
+        """The absolute path of the backing file, or ``None`` for anonymous shared memory.
+
+        Example:
+            >>> MemoryMappedTensor.zeros(3).filename is None
+            True
+        """
+        return self._filename
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def _allocate(
+        cls,
+        shape: _ShapeLike,
+        dtype: torch.dtype,
+        filename: _PathLike | None,
+        existsok: bool,
+    ) -> tuple[MemoryMappedTensor, bool]:
+        """A new tensor and whether its memory is known to be zero-filled."""
+        size = _as_shape(shape)
+        if any(s < 0 for s in size):
+            raise ValueError(f"a MemoryMappedTensor shape has no negative sizes, got {tuple(size)}")
+        nbytes = _nbytes(size, dtype)
+        if filename is None:
+            if nbytes == 0:  # zero-byte shared memory is not portable: nothing to share anyway
+                return _wrap(torch.empty(size, dtype=dtype), None), True
+            storage = torch.UntypedStorage._new_shared(nbytes)
+            flat = torch.empty(0, dtype=dtype).set_(storage)
+            return _wrap(flat.view(size), None), True
+        path = os.path.abspath(os.fspath(filename))
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | (0 if existsok else os.O_EXCL), 0o644)
+        except FileExistsError:
+            raise FileExistsError(
+                f"{path} already exists; pass existsok=True to overwrite it"
+            ) from None
+        try:
+            fresh = os.fstat(fd).st_size == 0
+            os.ftruncate(fd, nbytes)
+        finally:
+            os.close(fd)
+        return _map_file(path, dtype, size), fresh
+
+    @classmethod
+    def from_tensor(
+        cls,
+        tensor: torch.Tensor,
+        *,
+        filename: _PathLike | None = None,
+        existsok: bool = False,
+        copy_data: bool = True,
+    ) -> MemoryMappedTensor:
+        """A memory-mapped copy of ``tensor`` (any device, any strides).
+
+        Args:
+            tensor: the data to copy. The result is contiguous, on CPU, and
+                does not require grad.
+            filename: the backing file (its folder must exist). ``None``
+                allocates anonymous shared memory instead.
+            existsok: overwrite ``filename`` if it exists; otherwise an
+                existing file raises :class:`FileExistsError`.
+            copy_data: when ``False`` only the shape and dtype are taken; a
+                new file or anonymous memory is zero-filled, an overwritten
+                file keeps its bytes.
+
+        Example:
+            >>> import torch
+            >>> mmt = MemoryMappedTensor.from_tensor(torch.ones(2, 3).t())
+            >>> mmt.shape, mmt.is_contiguous(), mmt.filename
+            (torch.Size([3, 2]), True, None)
+        """
+        out, _ = cls._allocate(tensor.shape, tensor.dtype, filename, existsok)
+        if copy_data and out.numel():
+            with torch.no_grad():
+                out.copy_(tensor)
+        return out
+
+    @classmethod
+    def empty(
+        cls,
+        shape: _ShapeLike,
+        *,
+        dtype: torch.dtype = torch.float32,
+        filename: _PathLike | None = None,
+        existsok: bool = False,
+    ) -> MemoryMappedTensor:
+        """A memory-mapped tensor with unspecified content (zeros unless a file is reused).
+
+        Args:
+            shape: an int or a sequence of ints.
+            dtype: element type.
+            filename: the backing file, or ``None`` for anonymous shared memory.
+            existsok: overwrite ``filename`` if it exists.
+
+        Example:
+            >>> MemoryMappedTensor.empty((2, 5), dtype=torch.uint8).shape
+            torch.Size([2, 5])
+        """
+        return cls._allocate(shape, dtype, filename, existsok)[0]
+
+    @classmethod
+    def zeros(
+        cls,
+        shape: _ShapeLike,
+        *,
+        dtype: torch.dtype = torch.float32,
+        filename: _PathLike | None = None,
+        existsok: bool = False,
+    ) -> MemoryMappedTensor:
+        """A zero-filled memory-mapped tensor; arguments as in :meth:`empty`.
+
+        Example:
+            >>> MemoryMappedTensor.zeros(3, dtype=torch.bool)
+            MemoryMappedTensor([False, False, False])
+        """
+        out, fresh = cls._allocate(shape, dtype, filename, existsok)
+        if not fresh:
+            out.zero_()
+        return out
+
+    @classmethod
+    def ones(
+        cls,
+        shape: _ShapeLike,
+        *,
+        dtype: torch.dtype = torch.float32,
+        filename: _PathLike | None = None,
+        existsok: bool = False,
+    ) -> MemoryMappedTensor:
+        """A memory-mapped tensor filled with ones; arguments as in :meth:`empty`.
+
+        Example:
+            >>> MemoryMappedTensor.ones((1, 2), dtype=torch.int32)
+            MemoryMappedTensor([[1, 1]], dtype=torch.int32)
+        """
+        return cls.full(shape, 1, dtype=dtype, filename=filename, existsok=existsok)
+
+    @classmethod
+    def full(
+        cls,
+        shape: _ShapeLike,
+        fill_value: float | int | bool,
+        *,
+        dtype: torch.dtype = torch.float32,
+        filename: _PathLike | None = None,
+        existsok: bool = False,
+    ) -> MemoryMappedTensor:
+        """A memory-mapped tensor filled with ``fill_value``; other arguments as in :meth:`empty`.
+
+        Example:
+            >>> MemoryMappedTensor.full(2, 0.5)
+            MemoryMappedTensor([0.5000, 0.5000])
+        """
+        out, _ = cls._allocate(shape, dtype, filename, existsok)
+        out.fill_(fill_value)
+        return out
+
+    @classmethod
+    def from_filename(
+        cls, filename: _PathLike, dtype: torch.dtype, shape: _ShapeLike
+    ) -> MemoryMappedTensor:
+        """Map an existing file as a tensor of ``dtype`` and ``shape``, without copying.
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+            ValueError: the file size is not ``numel * itemsize`` bytes.
+
+        Example:
+            >>> import tempfile, os, torch
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     path = os.path.join(tmp, "x.memmap")
+            ...     _ = MemoryMappedTensor.full((2,), 3, dtype=torch.int16, filename=path)
+            ...     print(MemoryMappedTensor.from_filename(path, torch.int16, 2).tolist())
+            [3, 3]
+        """
+        path = os.path.abspath(os.fspath(filename))
+        size = _as_shape(shape)
+        expected = _nbytes(size, dtype)
+        try:
+            actual = os.stat(path).st_size
+        except FileNotFoundError:
+            raise FileNotFoundError(f"memory-mapped file {path} does not exist") from None
+        if actual != expected:
+            raise ValueError(
+                f"{path} holds {actual} bytes but shape {tuple(size)} of {dtype} needs "
+                f"{expected}: wrong shape or dtype, or a truncated file"
+            )
+        return _map_file(path, dtype, size)
+
+    # ------------------------------------------------------------------ copying
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # pickle and torch.save: an ordinary tensor (multiprocessing uses _reduce_shared)
+        return self.as_subclass(torch.Tensor).__reduce_ex__(protocol)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> torch.Tensor:
+        return self.clone()
+
+
+def _wrap(tensor: torch.Tensor, filename: str | None) -> MemoryMappedTensor:
+    out = tensor.as_subclass(MemoryMappedTensor)
+    out._filename = filename
+    return out
+
+
+def _map_file(path: str, dtype: torch.dtype, shape: torch.Size) -> MemoryMappedTensor:
+    numel = math.prod(shape)
+    if numel == 0:  # as for anonymous memory: no zero-byte mapping
+        return _wrap(torch.empty(shape, dtype=dtype), path)
+    flat = torch.from_file(path, shared=True, size=numel, dtype=dtype)
+    return _wrap(flat.view(shape), path)
+
+
+def _reduce_shared(tensor: MemoryMappedTensor) -> tuple[Any, ...]:
+    if tensor._filename is None:  # the plain tensor's own reducer shares its memory
+        return (_rebuild_anonymous, (tensor.as_subclass(torch.Tensor),))
+    return (_rebuild_from_file, (tensor._filename, tensor.dtype, tuple(tensor.shape)))
+
+
+ForkingPickler.register(MemoryMappedTensor, _reduce_shared)
+
+
+def _rebuild_from_file(
+    filename: str, dtype: torch.dtype, shape: tuple[int, ...]
+) -> MemoryMappedTensor:
+    return MemoryMappedTensor.from_filename(filename, dtype, shape)
+
+
+def _rebuild_anonymous(tensor: torch.Tensor) -> MemoryMappedTensor:
+    return _wrap(tensor, None)
+
+
+# ---------------------------------------------------------------------- file names
+def _entry_name(key: str, taken: set[str], suffix: str) -> str:
+    """A file name for ``key`` unique in its folder, case-insensitively; records it in ``taken``.
+
+    Encoded names never contain ``.``, so they cannot clash with ``meta.json``
+    or with a leaf's ``.memmap`` suffix; long keys are shortened with a hash.
+    """
+    stem = quote(key, safe="", errors="surrogatepass").replace(".", "%2E").replace("~", "%7E")
+    if not stem:
+        stem = "%"  # the empty key; quote() never yields a lone "%"
+    if len(stem) > 96:
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        stem = f"{stem[:64]}.{digest}"
+    name, i = stem + suffix, 1
+    while name.lower() in taken:
+        name, i = f"{stem}.{i}{suffix}", i + 1
+    taken.add(name.lower())
+    return name
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either one does not exist
+        return False
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+# ---------------------------------------------------------------------- TensorDict <-> folder
+def _check_td(td: Any, fn: str) -> None:
+    from rlbricks.tensordict._td import TensorDict
+
+    if not isinstance(td, TensorDict):
+        raise TypeError(f"{fn} expects a TensorDict, got {type(td).__name__}")
+
+
+def _out_device(device: torch.device | None) -> torch.device | None:
+    return None if device is None else torch.device("cpu")
+
+
+def _write_meta(path: str, td: TensorDict, entries: dict[str, dict[str, Any]]) -> None:
+    meta = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "byteorder": sys.byteorder,
+        "batch_size": list(td._batch_size),
+        "device": None if td._device is None else str(td._device),
+        "entries": entries,
+    }
+    target = os.path.join(path, META_FILENAME)
+    tmp = target + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=1)
+    os.replace(tmp, target)  # meta.json appears whole, after every leaf is written
+
+
+_LeafFn = Callable[[tuple[str, ...], torch.Tensor, "str | None"], torch.Tensor]
+
+
+def _build(
+    td: TensorDict,
+    path: str | None,
+    make_leaf: _LeafFn,
+    inplace: bool,
+    parents: tuple[str, ...] = (),
+) -> TensorDict:
+    """Apply ``make_leaf(nested_key, value, filename)`` to every leaf; write meta.json to ``path``."""
+    from rlbricks.tensordict._td import TensorDict
+
+    if path is not None:
+        os.makedirs(path, exist_ok=True)
+    taken = {META_FILENAME}
+    entries: dict[str, dict[str, Any]] = {}
+    out: dict[str, torch.Tensor | TensorDict] = {}
+    for key, value in list(td._tensordict.items()):
+        if isinstance(value, TensorDict):
+            name = _entry_name(key, taken, "")
+            sub = None if path is None else os.path.join(path, name)
+            out[key] = _build(value, sub, make_leaf, inplace, (*parents, key))
+            entries[key] = {"type": "tensordict", "dirname": name}
+        else:
+            name = _entry_name(key, taken, LEAF_SUFFIX)
+            leaf = None if path is None else os.path.join(path, name)
+            out[key] = make_leaf((*parents, key), value, leaf)
+            entries[key] = {
+                "type": "tensor",
+                "dtype": _dtype_name(value.dtype),
+                "shape": list(value.shape),
+                "filename": name,
+            }
+    if path is not None:
+        _write_meta(path, td, entries)
+    device = _out_device(td._device)
+    if inplace:
+        td._tensordict.update(out)
+        td._device = device
+        return td
+    return TensorDict._new_unsafe(out, td._batch_size, device)
+
+
+def memmap_td(
+    td: TensorDict,
+    prefix: _PathLike | None = None,
+    *,
+    copy_existing: bool = False,
+    inplace: bool = False,
+    existsok: bool = True,
+) -> TensorDict:
+    """Write every leaf of ``td`` to memory-mapped storage; return the memory-mapped TensorDict.
+
+    With a ``prefix`` the folder is created and filled as described in this
+    module's docstring (``meta.json`` is written last, so a folder without it
+    is an interrupted write); :func:`load_memmap` reopens it. Without one the
+    leaves move to anonymous shared memory and nothing is written to disk.
+
+    Leaves are copied to CPU. A TensorDict with a device gets device ``cpu``
+    (``meta.json`` records the original device); one without keeps ``None``.
+
+    A leaf that already is a :class:`MemoryMappedTensor` is reused as is, not
+    copied, when it is backed by the very file it would be written to, or when
+    ``prefix`` is ``None``. Backed by another file, it raises unless
+    ``copy_existing=True``: silently copying what is usually a large buffer
+    is rarely what was meant.
+
+    Args:
+        td: the TensorDict to write.
+        prefix: the folder, or ``None`` for anonymous shared memory.
+        copy_existing: copy leaves memory-mapped to other files instead of raising.
+        inplace: replace the leaves of ``td`` (and of its nested TensorDicts)
+            and return ``td`` itself instead of a new TensorDict.
+        existsok: overwrite files already under ``prefix`` (a file mapped
+            elsewhere must keep its size); otherwise an existing leaf file
+            raises :class:`FileExistsError`.
+
+    Raises:
+        ValueError: a leaf is memory-mapped to another file and ``copy_existing`` is ``False``.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from rlbricks.tensordict import TensorDict
+        >>> td = TensorDict(
+        ...     {"obs": torch.zeros(4, 3), "next": {"done": torch.zeros(4, 1, dtype=torch.bool)}},
+        ...     batch_size=[4],
+        ... )
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     mm = memmap_td(td, tmp)
+        ...     mm["obs"][1] = 2.0
+        ...     print(is_memmap(mm), load_memmap(tmp)["obs"][1].tolist())
+        True [2.0, 2.0, 2.0]
+    """
+    _check_td(td, "memmap_td")
+
+    def make_leaf(key: tuple[str, ...], value: torch.Tensor, filename: str | None) -> torch.Tensor:
+        if isinstance(value, MemoryMappedTensor):
+            if filename is None:
+                return value
+            current = value.filename
+            if current is not None and _same_file(current, filename):
+                return value
+            if current is not None and not copy_existing:
+                name = key[0] if len(key) == 1 else key
+                raise ValueError(
+                    f"key {name!r} is already memory-mapped to {current}, not {filename}; "
+                    "pass copy_existing=True to copy it"
+                )
+        return MemoryMappedTensor.from_tensor(value, filename=filename, existsok=existsok)
+
+    path = None if prefix is None else os.path.abspath(os.fspath(prefix))
+    return _build(td, path, make_leaf, inplace)
+
+
+def memmap_like(
+    td: TensorDict, prefix: _PathLike | None = None, *, existsok: bool = True
+) -> TensorDict:
+    """A zero-filled memory-mapped TensorDict with the structure, shapes and dtypes of ``td``.
+
+    Only shapes and dtypes are read, so ``td`` may hold expanded (stride-0)
+    leaves: this is how a buffer of ``[max_size, ...]`` is preallocated from
+    one example. Storage, metadata and device follow :func:`memmap_td`.
+
+    Args:
+        td: the template.
+        prefix: the folder, or ``None`` for anonymous shared memory.
+        existsok: overwrite files already under ``prefix``.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from rlbricks.tensordict import TensorDict
+        >>> example = TensorDict({"obs": torch.ones(3), "reward": torch.ones(1)})
+        >>> template = TensorDict(
+        ...     {k: v.expand(1000, *v.shape) for k, v in example.items()}, batch_size=[1000]
+        ... )
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     buffer = memmap_like(template, tmp)
+        ...     print(buffer["obs"].shape, buffer["obs"].sum().item())
+        torch.Size([1000, 3]) 0.0
+    """
+    _check_td(td, "memmap_like")
+
+    def make_leaf(key: tuple[str, ...], value: torch.Tensor, filename: str | None) -> torch.Tensor:
+        return MemoryMappedTensor.zeros(
+            value.shape, dtype=value.dtype, filename=filename, existsok=existsok
+        )
+
+    path = None if prefix is None else os.path.abspath(os.fspath(prefix))
+    return _build(td, path, make_leaf, inplace=False)
+
+
+def is_memmap(td: TensorDict) -> bool:
+    """Whether every leaf of ``td``, nested ones included, is a :class:`MemoryMappedTensor`.
+
+    An empty TensorDict counts as memory-mapped.
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.tensordict import TensorDict
+        >>> td = TensorDict({"a": torch.zeros(2)})
+        >>> is_memmap(td), is_memmap(memmap_td(td))
+        (False, True)
+    """
+    from rlbricks.tensordict._td import TensorDict
+
+    for value in td._tensordict.values():
+        if isinstance(value, TensorDict):
+            if not is_memmap(value):
+                return False
+        elif not isinstance(value, MemoryMappedTensor):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------- loading
+class _BadMeta(Exception):
+    pass
+
+
+def _field(mapping: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(mapping, dict) or name not in mapping:
+        raise _BadMeta(f"missing field {name!r}")
+    value = mapping[name]
+    if not isinstance(value, kind):
+        raise _BadMeta(f"field {name!r} has the wrong type: {value!r}")
+    return value
+
+
+def _size(value: Any, what: str) -> torch.Size:
+    if not isinstance(value, list) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
+    ):
+        raise _BadMeta(f"{what} must be a list of non-negative ints, got {value!r}")
+    return torch.Size(value)
+
+
+def _plain_name(value: Any) -> str:
+    if (
+        not isinstance(value, str)
+        or value in ("", ".", "..")
+        or any(c in value for c in ("/", "\\", "\0", os.sep))
+    ):
+        raise _BadMeta(f"{value!r} is not a plain file name inside the folder")
+    return value
+
+
+def _parse_dtype(value: Any) -> torch.dtype:
+    dtype = getattr(torch, value, None) if isinstance(value, str) else None
+    if not isinstance(dtype, torch.dtype):
+        raise _BadMeta(f"unknown dtype {value!r}")
+    return dtype
+
+
+def _read_meta(path: str) -> dict[str, Any]:
+    meta_path = os.path.join(path, META_FILENAME)
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"no memory-mapped TensorDict at {path}: {meta_path} does not exist "
+            "(was it written by memmap_td, and did the write finish?)"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{meta_path} is not valid JSON: {err}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ValueError(f"{meta_path} is not a memory-mapped TensorDict metadata file")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{meta_path} has format version {meta.get('version')!r}; this rlbricks-tensordict "
+            f"reads version {FORMAT_VERSION}"
+        )
+    if meta.get("byteorder") != sys.byteorder:
+        raise ValueError(
+            f"{meta_path} was written on a {meta.get('byteorder')}-endian machine; "
+            f"this one is {sys.byteorder}-endian"
+        )
+    return meta
+
+
+def _load_entry(path: str, entry: Any) -> torch.Tensor | TensorDict:
+    kind = _field(entry, "type", str)
+    if kind == "tensor":
+        shape = _size(_field(entry, "shape", list), "shape")
+        dtype = _parse_dtype(_field(entry, "dtype", str))
+        name = _plain_name(_field(entry, "filename", str))
+        return MemoryMappedTensor.from_filename(os.path.join(path, name), dtype, shape)
+    if kind == "tensordict":
+        return _load(os.path.join(path, _plain_name(_field(entry, "dirname", str))))
+    raise _BadMeta(f"unknown type {kind!r}")
+
+
+def _load(path: str) -> TensorDict:
+    from rlbricks.tensordict._td import TensorDict
+
+    meta = _read_meta(path)
+    out: dict[str, torch.Tensor | TensorDict] = {}
+    key = None
+    try:
+        batch_size = _size(_field(meta, "batch_size", list), "batch_size")
+        device = _field(meta, "device", (str, type(None)))
+        for key, entry in _field(meta, "entries", dict).items():
+            value = _load_entry(path, entry)
+            if value.shape[: len(batch_size)] != batch_size:
+                raise _BadMeta(
+                    f"shape {tuple(value.shape)} does not start with batch_size {tuple(batch_size)}"
+                )
+            out[key] = value
+    except _BadMeta as err:
+        where = "" if key is None else f" (entry {key!r})"
+        raise ValueError(
+            f"{os.path.join(path, META_FILENAME)} is corrupted{where}: {err}"
+        ) from None
+    return TensorDict._new_unsafe(out, batch_size, None if device is None else torch.device("cpu"))
+
+
+def load_memmap(prefix: _PathLike) -> TensorDict:
+    """Reopen a TensorDict written by :func:`memmap_td` or :func:`memmap_like`, without copying.
+
+    Every leaf is a file-backed :class:`MemoryMappedTensor` on CPU, so
+    in-place writes (``td["obs"][3] = 7``) go straight to disk. The device is
+    ``cpu`` if the saved TensorDict had one (its original device is kept in
+    ``meta.json``), ``None`` otherwise. Nothing is unpickled.
+
+    Raises:
+        FileNotFoundError: ``meta.json`` or a leaf file is missing.
+        ValueError: ``meta.json`` is not valid, or a leaf file has the wrong size.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from rlbricks.tensordict import TensorDict
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = memmap_td(TensorDict({"a": torch.arange(3)}, batch_size=[3]), tmp)
+        ...     td = load_memmap(tmp)
+        ...     print(td["a"].tolist(), td.batch_size)
+        [0, 1, 2] torch.Size([3])
+    """
+    return _load(os.path.abspath(os.fspath(prefix)))
