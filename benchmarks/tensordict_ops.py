@@ -187,14 +187,14 @@ def main() -> None:
         if incumbent:
             s = results[incumbent][op] / ours
             speedups.append(s)
-            row.append(f"{s:.2f}×")
+            row.append(f"{s:.2f}x")
         lines.append("| " + " | ".join(row) + " |")
     footer = []
     if speedups:
         geo = math.exp(sum(math.log(s) for s in speedups) / len(speedups))
         footer.append(
-            f"Geometric mean speed-up vs {incumbent}: **{geo:.2f}×** "
-            f"(slowest op: {min(speedups):.2f}×)."
+            f"Geometric mean speed-up vs {incumbent}: **{geo:.2f}x** "
+            f"(slowest op: {min(speedups):.2f}x)."
         )
     env = (
         f"torch {torch.__version__}, Python {platform.python_version()}, "

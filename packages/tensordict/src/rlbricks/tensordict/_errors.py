@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["BatchSizeError", "TensorDictKeyError"]
 
 
@@ -36,3 +38,39 @@ class BatchSizeError(ValueError):
         ...     print(err)
         key 'reward' has shape (3, 1) but the TensorDict has batch_size (4,): a value's leading dims must equal batch_size
     """
+
+    def __init__(
+        self,
+        message: str,
+        key: Any = None,
+        shape: tuple[int, ...] | None = None,
+        batch_size: tuple[int, ...] | None = None,
+        what: str = "shape",
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.shape = shape
+        self.batch_size = batch_size
+        self.what = what
+
+    @classmethod
+    def for_key(
+        cls, key: Any, shape: tuple[int, ...], batch_size: tuple[int, ...], what: str = "shape"
+    ) -> BatchSizeError:
+        """The error for a value at ``key`` whose leading dims disagree with ``batch_size``."""
+        return cls(
+            f"key {key!r} has {what} {shape} but the TensorDict has batch_size "
+            f"{batch_size}: a value's leading dims must equal batch_size",
+            key,
+            shape,
+            batch_size,
+            what,
+        )
+
+    def under(self, prefix: Any, batch_size: tuple[int, ...]) -> BatchSizeError:
+        """The same error seen from a parent TensorDict: the key gains ``prefix``."""
+        if self.key is None or self.shape is None:
+            return self
+        inner = self.key if isinstance(self.key, tuple) else (self.key,)
+        outer = prefix if isinstance(prefix, tuple) else (prefix,)
+        return BatchSizeError.for_key(outer + inner, self.shape, batch_size, self.what)

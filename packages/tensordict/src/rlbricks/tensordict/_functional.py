@@ -70,19 +70,31 @@ def _stack(
             raise
         if isinstance(value, TensorDict):
             n = len(value._tensordict)
-            try:
-                same = all(len(v._tensordict) == n for v in values)  # type: ignore[union-attr]
-            except AttributeError:
-                raise TypeError(f"stack: key {key!r} is a TensorDict in some inputs only") from None
-            if not same:
-                _check_same_keys(values, "stack")  # type: ignore[arg-type]
+            vbs = value._batch_size
+            for v in values:
+                if not isinstance(v, TensorDict):
+                    raise TypeError(f"stack: key {key!r} is a TensorDict in some inputs only")
+                if v._batch_size != vbs:
+                    raise BatchSizeError(
+                        f"stack: key {key!r} has batch_size {tuple(v._batch_size)} in one input "
+                        f"and {tuple(vbs)} in the first"
+                    )
+                if len(v._tensordict) != n:
+                    _check_same_keys(values, "stack")  # type: ignore[arg-type]
             sub_out = None if out is None else out._tensordict[key]
-            sub_bs = new_bs + value._batch_size[nd:]
+            sub_bs = new_bs + vbs[len(tds[0]._batch_size) :]
             source[key] = _stack(values, d, nd, sub_bs, sub_out, device)  # type: ignore[arg-type]
-        elif out is not None:
-            source[key] = torch.stack(values, d, out=out._tensordict[key])  # type: ignore[arg-type]
         else:
-            source[key] = torch.stack(values, d)  # type: ignore[arg-type]
+            try:
+                if out is not None:
+                    source[key] = torch.stack(values, d, out=out._tensordict[key])  # type: ignore[arg-type]
+                else:
+                    source[key] = torch.stack(values, d)  # type: ignore[arg-type]
+            except RuntimeError as err:
+                shapes = sorted({tuple(v.shape) for v in values})
+                raise BatchSizeError(
+                    f"stack: key {key!r} cannot be stacked (shapes {shapes}): {err}"
+                ) from None
     if out is not None:
         return out
     return TensorDict._new_unsafe(source, new_bs, device)
@@ -141,9 +153,16 @@ def _cat(tds: list[TensorDict], d: int, nd: int, new_bs: torch.Size) -> TensorDi
     for key, value in first._tensordict.items():
         values = [td._tensordict[key] for td in tds]
         if isinstance(value, TensorDict):
-            source[key] = _cat(values, d, nd, new_bs + value._batch_size[nd:])  # type: ignore[arg-type]
+            extra = value._batch_size[len(first._batch_size) :]
+            source[key] = _cat(values, d, nd, new_bs + extra)  # type: ignore[arg-type]
         else:
-            source[key] = torch.cat(values, d)  # type: ignore[arg-type]
+            try:
+                source[key] = torch.cat(values, d)  # type: ignore[arg-type]
+            except (RuntimeError, TypeError) as err:
+                shapes = sorted({tuple(v.shape) for v in values})
+                raise BatchSizeError(
+                    f"cat: key {key!r} cannot be concatenated (shapes {shapes}): {err}"
+                ) from None
     return TensorDict._new_unsafe(source, new_bs, _common_device(tds))
 
 

@@ -38,10 +38,10 @@ def _convert(item: Any) -> Any:
         return item
     if cls is list or cls is range or hasattr(item, "__array__"):
         tensor = torch.as_tensor(item)
-        if tensor.dtype is not torch.bool and tensor.is_floating_point():
-            raise IndexError(f"index arrays must be integer or bool, got {tensor.dtype}")
         if not tensor.numel() and tensor.dtype is not torch.bool:
             tensor = tensor.long()
+        if tensor.dtype is not torch.bool and tensor.is_floating_point():
+            raise IndexError(f"index arrays must be integer or bool, got {tensor.dtype}")
         return tensor
     if isinstance(item, int):  # bool, numpy ints
         if isinstance(item, bool):
@@ -125,6 +125,8 @@ def set_index(td: TensorDict, index: Any, value: Any) -> None:
     cls = index.__class__
     if cls is not int and cls is not slice:
         index = normalize_index(index, td._batch_size)
+    if not td._tensordict:  # no leaf to raise for a bad index: check it on a stand-in
+        torch.zeros(()).expand(td._batch_size)[index]
     _set_index(td, index, value, _td.TensorDict)
 
 

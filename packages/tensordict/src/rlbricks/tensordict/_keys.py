@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["NestedKey", "KeysView", "unravel_key"]
 
 NestedKey = Union[str, tuple[str, ...]]  # noqa: UP007 (runtime alias, py3.10 safe)
+"""A key of a TensorDict: a string, or a tuple of strings for a nested entry."""
 
 
 def unravel_key(key: Any) -> NestedKey:

@@ -50,7 +50,7 @@ class StructureMixin:
             >>> from rlbricks.tensordict import TensorDict
             >>> td = TensorDict({"a": torch.zeros(()), "next": {"b": torch.zeros(())}})
             >>> _ = td.update({"next": {"c": torch.ones(())}})
-            >>> sorted(td.keys(include_nested=True, leaves_only=True))
+            >>> list(td.keys(include_nested=True, leaves_only=True))
             ['a', ('next', 'b'), ('next', 'c')]
         """
         allowed = None
@@ -102,11 +102,13 @@ class StructureMixin:
         """
         out = self._new_like({})
         for key in keys:
-            value = self.get(key, NO_DEFAULT)
+            value = self._lookup(key)
             if value is NO_DEFAULT:
                 if strict:
                     raise self._missing(key)
                 continue
+            if isinstance(value, _td.TensorDict):
+                value = value.copy()  # a fresh structure: edits of the result stay there
             key = unravel_key(key)
             if isinstance(key, str):
                 out._tensordict[key] = value
@@ -345,9 +347,9 @@ def _exclude(td: TensorDict, keys: Sequence[Any]) -> TensorDict:
     for key, value in td._tensordict.items():
         if key in top:
             continue
-        sub = nested.get(key)
-        if sub is not None and isinstance(value, _td.TensorDict):
-            value = _exclude(value, sub)
+        if isinstance(value, _td.TensorDict):
+            sub = nested.get(key)
+            value = value.copy() if sub is None else _exclude(value, sub)
         source[key] = value
     return _td.TensorDict._new_unsafe(source, td._batch_size, td._device)
 

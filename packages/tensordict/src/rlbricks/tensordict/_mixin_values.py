@@ -66,13 +66,19 @@ class ValueOpsMixin:
         return apply_leaves(self, fn, others, bs, dev)
 
     def apply_(self: TensorDict, fn: Callable[..., Tensor], *others: TensorDict) -> TensorDict:
-        """Replace every leaf by ``fn(leaf, *other_leaves)`` in this TensorDict; return it."""
+        """Write ``fn(leaf, *other_leaves)`` into every leaf's own storage; return ``self``.
+
+        The tensors stay the same objects, so shared-memory and memory-mapped
+        leaves (and references taken earlier) see the new values.
+        """
         for key, value in self._tensordict.items():
             other_values = [o._tensordict[key] for o in others]
             if isinstance(value, _td.TensorDict):
                 value.apply_(fn, *other_values)  # type: ignore[arg-type]
             else:
-                self._tensordict[key] = fn(value, *other_values)
+                res = fn(value, *other_values)
+                if res is not value:
+                    value.copy_(res)
         return self
 
     def named_apply(
@@ -244,7 +250,9 @@ class ValueOpsMixin:
                 )
             return self.apply(op, other)
         if isinstance(other, Mapping):
-            return self._compare(TensorDict(other, self._batch_size), op)
+            return self._compare(_td.TensorDict(other, self._batch_size), op)
+        if not isinstance(other, (Tensor, builtins.int, builtins.float, builtins.bool)):
+            return NotImplemented
         return self.apply(lambda x: op(x, other))
 
     def __eq__(self: TensorDict, other: object) -> TensorDict:  # type: ignore[override]

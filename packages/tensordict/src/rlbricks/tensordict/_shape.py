@@ -63,7 +63,7 @@ def _map(td: TensorDict, fn: Callable[[Tensor], Tensor], nd: int, new_bs: torch.
     source: dict[str, Any] = {}
     for key, value in td._tensordict.items():
         if isinstance(value, _td.TensorDict):
-            source[key] = _map(value, fn, nd, new_bs + value._batch_size[nd:])
+            source[key] = _map(value, fn, nd, new_bs + value._batch_size[len(td._batch_size) :])
         else:
             source[key] = fn(value)
     return _td.TensorDict._new_unsafe(source, new_bs, td._device)
@@ -76,7 +76,7 @@ def _pieces(
     sources: list[dict[str, Any]] = [{} for _ in bss]
     for key, value in td._tensordict.items():
         if isinstance(value, _td.TensorDict):
-            extra = value._batch_size[nd:]
+            extra = value._batch_size[len(td._batch_size) :]
             parts: Sequence[Any] = _pieces(value, fn, nd, [bs + extra for bs in bss])
         else:
             parts = fn(value)
@@ -162,7 +162,7 @@ def permute(td: TensorDict, dims: tuple[int, ...]) -> TensorDict:
     if sorted(norm) != list(range(nd)):
         raise ValueError(f"permute: dims {dims} are not a permutation of the {nd} batch dims")
     new_bs = torch.Size(bs[d] for d in norm)
-    return _map(td, lambda x: x.permute(*norm, *range(nd, x.ndim)), nd, new_bs)
+    return _map(td, lambda x: x.permute((*norm, *range(nd, x.ndim))), nd, new_bs)
 
 
 def transpose(td: TensorDict, dim0: int, dim1: int) -> TensorDict:
@@ -225,8 +225,11 @@ def split(td: TensorDict, split_size: int | Sequence[int], dim: int) -> tuple[Te
 def chunk(td: TensorDict, chunks: int, dim: int) -> tuple[TensorDict, ...]:
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-    n = td._batch_size[_dim(dim, len(td._batch_size), "chunk")]
-    return split(td, max(math.ceil(n / chunks), 1), dim)
+    d = _dim(dim, len(td._batch_size), "chunk")
+    n = td._batch_size[d]
+    if n == 0:  # like torch.chunk: ``chunks`` empty pieces
+        return split(td, [0] * chunks, d)
+    return split(td, math.ceil(n / chunks), d)
 
 
 def unbind(td: TensorDict, dim: int) -> tuple[TensorDict, ...]:

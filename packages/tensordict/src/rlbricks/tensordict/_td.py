@@ -152,7 +152,10 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
                 value = value.to(self._device)
             return value
         if isinstance(value, Mapping):
-            return TensorDict(value, self._batch_size, self._device)
+            try:
+                return TensorDict(value, self._batch_size, self._device)
+            except BatchSizeError as err:
+                raise err.under(key, tuple(self._batch_size)) from None
         try:
             tensor = torch.as_tensor(value, device=self._device)
         except (TypeError, ValueError, RuntimeError) as err:
@@ -165,10 +168,7 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
     def _shape_error(
         self, key: NestedKey, shape: tuple[int, ...], what: str = "shape"
     ) -> Exception:
-        return BatchSizeError(
-            f"key {key!r} has {what} {shape} but the TensorDict has batch_size "
-            f"{tuple(self._batch_size)}: a value's leading dims must equal batch_size"
-        )
+        return BatchSizeError.for_key(key, shape, tuple(self._batch_size), what)
 
     def _missing(self, key: NestedKey) -> TensorDictKeyError:
         available = list(iter_keys(self, True, False))
@@ -278,6 +278,12 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
             return default
         return value
 
+    def _lookup(self, key: Any) -> Any:
+        """The value at ``key``, or the ``NO_DEFAULT`` marker when it is missing."""
+        if key.__class__ is str:
+            return self._tensordict.get(key, _NO_DEFAULT)
+        return self._get_nested(key)
+
     def _get_nested(self, key: Any) -> Any:
         if key.__class__ is not tuple:
             key = unravel_key(key)
@@ -337,7 +343,10 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
                     f"cannot set {key!r}: {part!r} holds a tensor, not a nested TensorDict"
                 )
             node = child
-        node.set(key[-1], value, inplace=inplace)
+        try:
+            node.set(key[-1], value, inplace=inplace)
+        except BatchSizeError as err:
+            raise err.under(key[:-1], tuple(self._batch_size)) from None
         return self
 
     def set_(self, key: NestedKey, value: Any) -> TensorDict:
@@ -391,7 +400,7 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
         if isinstance(key, str):
             parent, last = self, key
         else:
-            parent = self.get(key[:-1])
+            parent = self._lookup(key[:-1])
             last = key[-1]
             if not isinstance(parent, TensorDict):
                 raise self._missing(key)
@@ -402,7 +411,7 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
 
     def pop(self, key: NestedKey, default: Any = _NO_DEFAULT) -> Any:
         """Remove ``key`` and return its value (or ``default`` if missing)."""
-        value = self.get(key, _NO_DEFAULT)
+        value = self._lookup(key)
         if value is _NO_DEFAULT:
             if default is _NO_DEFAULT:
                 raise self._missing(key)
@@ -522,7 +531,10 @@ def _fast_source(
                 continue
             if value.__class__ is dict:
                 sub = TensorDict._new_unsafe(None, bs, None)  # type: ignore[arg-type]
-                sub._tensordict = _fast_source(sub, value, bs, nd)
+                try:
+                    sub._tensordict = _fast_source(sub, value, bs, nd)
+                except BatchSizeError as err:
+                    raise err.under(key, tuple(bs)) from None
                 out[key] = sub
                 continue
             out[key] = td._check_value(key, value)
