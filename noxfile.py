@@ -92,9 +92,13 @@ def _pytest(session: nox.Session, report: str, *args: str) -> None:
     )
 
 
+def _dist_name(folder: str) -> str:
+    return str(_read_pyproject(folder)["project"]["name"])
+
+
 def _assert_only_rlbricks(session: nox.Session, allowed: list[str]) -> None:
-    """Fail unless the venv's rlbricks-* distributions are exactly ``allowed``."""
-    expected = sorted(f"rlbricks-{n}" for n in allowed)
+    """Fail unless the venv's rlbricks distributions are exactly the packages ``allowed``."""
+    expected = sorted(_dist_name(n) for n in allowed)
     code = (
         "import importlib.metadata as md, json, sys\n"
         "names = sorted({d.metadata['Name'] for d in md.distributions()"
@@ -158,7 +162,7 @@ def together(session: nox.Session) -> None:
         "pytest",
         "hypothesis",
     )
-    _assert_only_rlbricks(session, LEAVES)
+    _assert_only_rlbricks(session, [*LEAVES, META])
     tests = [str(PACKAGES_DIR / n / "tests") for n in [*LEAVES, META]]
     _pytest(session, "together", *tests)
 
