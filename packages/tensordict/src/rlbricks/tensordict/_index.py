@@ -80,7 +80,10 @@ def _index_leaves(td: TensorDict, idx: Any, batch_size: torch.Size | None) -> Te
     td_cls = _td.TensorDict
     for key, value in td._tensordict.items():
         if isinstance(value, td_cls):
-            sub_bs = None if batch_size is None else batch_size + value._batch_size[nd:]
+            if batch_size is None or len(value._batch_size) == nd:
+                sub_bs = batch_size
+            else:
+                sub_bs = batch_size + value._batch_size[nd:]
             res = _index_leaves(value, idx, sub_bs)
             if batch_size is None:
                 batch_size = res._batch_size[: len(res._batch_size) - (value.batch_dims - nd)]

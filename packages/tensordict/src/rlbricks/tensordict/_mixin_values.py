@@ -298,7 +298,8 @@ def _apply_single(
     source: dict[str, Value] = {}
     for key, value in td._tensordict.items():
         if isinstance(value, _td.TensorDict):
-            nested_bs = batch_size + value._batch_size[len(td._batch_size) :]
+            extra = len(value._batch_size) - len(td._batch_size)
+            nested_bs = batch_size + value._batch_size[-extra:] if extra else batch_size
             source[key] = _apply_single(value, fn, nested_bs, device)
         else:
             res = fn(value)

@@ -378,14 +378,19 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
 
     def __setitem__(self, index: Any, value: Any) -> None:
         if index.__class__ is str:
-            if (
-                self._device is None
-                and isinstance(value, Tensor)
-                and value.shape[: len(self._batch_size)] == self._batch_size
-            ):
-                self._tensordict[index] = value
-            else:
-                self._tensordict[index] = self._check_value(index, value)
+            bs = self._batch_size
+            if self._device is None and isinstance(value, Tensor):
+                if len(bs) == 1:
+                    try:
+                        ok = value.shape[0] == bs[0]
+                    except IndexError:
+                        ok = False
+                else:
+                    ok = value.shape[: len(bs)] == bs
+                if ok:
+                    self._tensordict[index] = value
+                    return
+            self._tensordict[index] = self._check_value(index, value)
         elif index.__class__ is tuple and index and index[0].__class__ is str:
             self.set(index, value)
         else:
@@ -524,11 +529,20 @@ def _fast_source(
 ) -> dict[str, Value]:
     """Validate a plain dict source for a device-less TensorDict (the common case)."""
     out: dict[str, Value] = {}
+    b0 = bs[0] if nd == 1 else -1
     for key, value in source.items():
         if key.__class__ is str:
-            if isinstance(value, Tensor) and value.shape[:nd] == bs:
-                out[key] = value
-                continue
+            if isinstance(value, Tensor):
+                if nd == 1:  # the common case: compare one int instead of slicing a Size
+                    try:
+                        ok = value.shape[0] == b0
+                    except IndexError:
+                        ok = False
+                else:
+                    ok = value.shape[:nd] == bs
+                if ok:
+                    out[key] = value
+                    continue
             if value.__class__ is dict:
                 sub = TensorDict._new_unsafe(None, bs, None)  # type: ignore[arg-type]
                 try:
