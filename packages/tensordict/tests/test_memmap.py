@@ -17,11 +17,11 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from rlbricks.tensordict._memmap import MemoryMappedTensor
 from rlbricks.tensordict._memmap import is_memmap
 from rlbricks.tensordict._memmap import load_memmap
 from rlbricks.tensordict._memmap import memmap_like
 from rlbricks.tensordict._memmap import memmap_td
+from rlbricks.tensordict._memmap_tensor import MemoryMappedTensor
 from rlbricks.tensordict._td import TensorDict
 
 DTYPES = [

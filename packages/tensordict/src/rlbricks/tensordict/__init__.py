@@ -19,7 +19,7 @@ from rlbricks.tensordict._functional import where
 from rlbricks.tensordict._keys import KeysView
 from rlbricks.tensordict._keys import NestedKey
 from rlbricks.tensordict._keys import unravel_key
-from rlbricks.tensordict._memmap import MemoryMappedTensor
+from rlbricks.tensordict._memmap_tensor import MemoryMappedTensor
 from rlbricks.tensordict._pytree import register as _register_pytree
 from rlbricks.tensordict._td import TensorDict
 from rlbricks.tensordict._testing import assert_close
