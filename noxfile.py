@@ -224,15 +224,38 @@ def build(session: nox.Session) -> None:
     wheels(session)
 
 
-@nox.session(default=False)
+@nox.session(default=False, venv_backend="none")
 def bench(session: nox.Session) -> None:
-    """Run every benchmark; tables go to benchmarks/results/."""
-    session.install("-c", "constraints/bench.txt", *(_pkg_path(n) for n in LEAVES), "tensordict")
+    """Run every benchmark (tables go to benchmarks/results/)."""
+    session.notify("bench-tensordict")
+    session.notify("bench-torchrl")
+
+
+def _run_benchmarks(session: nox.Session, scripts: list[str]) -> None:
     env = {"OMP_NUM_THREADS": "1"}
-    for script in sorted((ROOT / "benchmarks").glob("*.py")):
-        if script.name.startswith("_"):
-            continue
-        session.run("python", str(script), env=env)
+    for name in scripts:
+        session.run("python", str(ROOT / "benchmarks" / name), env=env)
+
+
+@nox.session(name="bench-tensordict", default=False)
+def bench_tensordict(session: nox.Session) -> None:
+    """TensorDict ops beside the newest `tensordict` release."""
+    session.install("-c", "constraints/bench-tensordict.txt", _pkg_path("tensordict"), "tensordict")
+    _run_benchmarks(session, ["tensordict_ops.py"])
+
+
+@nox.session(name="bench-torchrl", default=False)
+def bench_torchrl(session: nox.Session) -> None:
+    """The other benchmarks beside torchrl (and the tensordict release it pairs with)."""
+    session.install(
+        "-c", "constraints/bench-torchrl.txt", *(_pkg_path(n) for n in LEAVES), "torchrl"
+    )
+    scripts = sorted(
+        p.name
+        for p in (ROOT / "benchmarks").glob("*.py")
+        if not p.name.startswith("_") and p.name != "tensordict_ops.py"
+    )
+    _run_benchmarks(session, scripts)
 
 
 @nox.session(venv_backend="none")

@@ -1,0 +1,70 @@
+"""Replay buffers for PyTorch: storages, samplers, writers and the buffers built from them.
+
+A buffer owns a *storage* (where rows live), a *sampler* (which rows a batch
+takes) and a *writer* (where new rows go); each can be swapped on its own.
+
+Example:
+    >>> import torch
+    >>> from rlbricks.replay import LazyTensorStorage, ReplayBuffer
+    >>> rb = ReplayBuffer(storage=LazyTensorStorage(100), batch_size=8)
+    >>> _ = rb.extend({"obs": torch.randn(10, 3)})
+    >>> rb.sample()["obs"].shape
+    torch.Size([8, 3])
+"""
+
+from rlbricks.replay._buffers import ReplayBuffer
+from rlbricks.replay._errors import EmptyBufferError
+from rlbricks.replay._errors import ReplayError
+from rlbricks.replay._errors import StructureError
+from rlbricks.replay._interfaces import Sampler
+from rlbricks.replay._interfaces import Storage
+from rlbricks.replay._interfaces import Writer
+from rlbricks.replay._prioritized import PrioritizedSampler
+from rlbricks.replay._samplers import RandomSampler
+from rlbricks.replay._samplers import SamplerWithoutReplacement
+from rlbricks.replay._segment_tree import MinSegmentTree
+from rlbricks.replay._segment_tree import SumSegmentTree
+from rlbricks.replay._slice import SliceSampler
+from rlbricks.replay._storages import LazyMemmapStorage
+from rlbricks.replay._storages import LazyTensorStorage
+from rlbricks.replay._storages import ListStorage
+from rlbricks.replay._storages import TensorStorage
+from rlbricks.replay._td_buffers import PrioritizedReplayBuffer
+from rlbricks.replay._td_buffers import TensorDictPrioritizedReplayBuffer
+from rlbricks.replay._td_buffers import TensorDictReplayBuffer
+from rlbricks.replay._writers import RoundRobinWriter
+from rlbricks.replay._writers import TensorDictMaxValueWriter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # buffers
+    "ReplayBuffer",
+    "TensorDictReplayBuffer",
+    "PrioritizedReplayBuffer",
+    "TensorDictPrioritizedReplayBuffer",
+    # storages
+    "ListStorage",
+    "TensorStorage",
+    "LazyTensorStorage",
+    "LazyMemmapStorage",
+    # samplers
+    "RandomSampler",
+    "SamplerWithoutReplacement",
+    "PrioritizedSampler",
+    "SliceSampler",
+    # writers
+    "RoundRobinWriter",
+    "TensorDictMaxValueWriter",
+    # interfaces
+    "Storage",
+    "Sampler",
+    "Writer",
+    # segment trees (for custom prioritized samplers)
+    "SumSegmentTree",
+    "MinSegmentTree",
+    # errors
+    "ReplayError",
+    "EmptyBufferError",
+    "StructureError",
+]
