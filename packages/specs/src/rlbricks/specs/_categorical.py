@@ -8,9 +8,8 @@ from typing import Any
 import torch
 
 from rlbricks.specs._errors import SpecError
-from rlbricks.specs._leaf import LeafSpec
 from rlbricks.specs._leaf import TensorFn
-from rlbricks.specs._leaf import tensors_equal
+from rlbricks.specs._mask import CategoricalForm
 from rlbricks.specs._mask import allowed
 from rlbricks.specs._mask import mask_problem
 from rlbricks.specs._mask import masked_sample
@@ -20,7 +19,6 @@ from rlbricks.specs._utils import DeviceLike
 from rlbricks.specs._utils import ShapeLike
 from rlbricks.specs._utils import as_device
 from rlbricks.specs._utils import fmt_num
-from rlbricks.specs._utils import fmt_tensor
 from rlbricks.specs._utils import is_int
 
 if TYPE_CHECKING:
@@ -51,7 +49,7 @@ def int_range_problem(value: torch.Tensor, n: Any, expected: str) -> str | None:
     )
 
 
-class Categorical(LeafSpec):
+class Categorical(CategoricalForm):
     """One choice among ``n`` actions, stored as an integer index in ``[0, n)``.
 
     The optional ``mask`` (bool, ``True`` = allowed) restricts the legal
@@ -103,11 +101,6 @@ class Categorical(LeafSpec):
     def n(self) -> int:
         """Number of actions."""
         return self._n
-
-    @property
-    def mask(self) -> torch.Tensor | None:
-        """A copy of the mask of allowed actions, shaped ``[*shape, n]``, or ``None``."""
-        return None if self._not_mask is None else ~self._not_mask
 
     def update_mask(self, mask: torch.Tensor | None) -> None:
         """Set (or, with ``None``, clear) the mask of allowed actions, in place.
@@ -228,29 +221,15 @@ class Categorical(LeafSpec):
         """
         from rlbricks.specs._one_hot import OneHot
 
-        return OneHot(
-            self._n,
-            shape=(*self._shape, self._n),
-            device=self._device,
-            mask=None if self._not_mask_c is None else ~self._not_mask_c,
-        )
-
-    def to_categorical_spec(self) -> Categorical:
-        """``self``: the spec is already categorical (for symmetry with OneHot)."""
-        return self
+        shape = (*self._shape, self._n)
+        return OneHot(self._n, shape=shape, device=self._device, mask=self._given_mask())
 
     # ------------------------------------------------------------------ #
     # new specs, comparison
     # ------------------------------------------------------------------ #
     def _rebuild(self, shape: torch.Size, device: torch.device, fn: TensorFn) -> Categorical:
-        mask = None if self._not_mask_c is None else ~fn(self._not_mask_c)
+        mask = self._given_mask(fn)
         return Categorical(self._n, shape=shape, device=device, dtype=self._dtype, mask=mask)
 
-    def _params_equal(self, other: Any) -> bool:
-        return other._n == self._n and tensors_equal(self._not_mask, other._not_mask)
-
-    def _repr_extra(self) -> list[str]:
-        extra = [f"n={self._n}"]
-        if self._not_mask is not None:
-            extra.append(f"mask={fmt_tensor(~self._not_mask)}")
-        return extra
+    def _param(self) -> tuple[str, object]:
+        return "n", self._n

@@ -12,6 +12,10 @@ import torch
 from rlbricks.specs._base import Mismatch
 from rlbricks.specs._base import TensorSpec
 from rlbricks.specs._base import format_key
+from rlbricks.specs._entries import encode_entries
+from rlbricks.specs._entries import entries_in
+from rlbricks.specs._entries import entry_mismatches
+from rlbricks.specs._entries import project_entries
 from rlbricks.specs._errors import SpecError
 from rlbricks.specs._errors import SpecKeyError
 from rlbricks.specs._keys import NestedKey
@@ -24,7 +28,6 @@ from rlbricks.specs._utils import as_size
 from rlbricks.specs._utils import expand_shape
 from rlbricks.specs._utils import fmt_shape
 from rlbricks.tensordict import TensorDict
-from rlbricks.tensordict import is_tensordict
 
 __all__ = ["Composite"]
 
@@ -339,31 +342,10 @@ class Composite(TensorSpec[TensorDict]):
             >>> spec.is_in(TensorDict({"other": torch.tensor(2)}))
             False
         """
-        if not (is_tensordict(value) or isinstance(value, Mapping)):
-            return False
-        for name, spec in self._specs.items():
-            try:
-                entry = value[name]
-            except KeyError:
-                return False
-            if not spec.is_in(entry):
-                return False
-        return True
+        return entries_in(self._specs, value)
 
     def _mismatches(self, value: Any) -> list[Mismatch]:
-        if not (is_tensordict(value) or isinstance(value, Mapping)):
-            return [((), f"expected a TensorDict, got {type(value).__name__}")]
-        problems: list[Mismatch] = []
-        for name, spec in self._specs.items():
-            try:
-                entry = value[name]
-            except KeyError:
-                available = list(value.keys())
-                problems.append(((name,), f"missing; the value holds the keys {available}"))
-                continue
-            for path, message in spec._mismatches(entry):
-                problems.append(((name, *path), message))
-        return problems
+        return entry_mismatches(self._specs, value)
 
     def assert_is_in(self, value: Any) -> None:
         """Raise one :class:`~rlbricks.specs.SpecError` listing every offending entry.
@@ -407,20 +389,7 @@ class Composite(TensorSpec[TensorDict]):
             >>> spec.project(TensorDict({"action": torch.tensor([3.0, -0.5])}))["action"]
             tensor([ 1.0000, -0.5000])
         """
-        if not is_tensordict(value):
-            raise TypeError(f"Composite.project expects a TensorDict, got {type(value).__name__}")
-        out: dict[str, Any] = {}
-        name: Any
-        for name, entry in value.items():
-            spec = self._specs.get(name)
-            out[name] = entry if spec is None else spec.project(entry)
-        missing = [name for name in self._specs if name not in out]
-        if missing:
-            raise SpecKeyError(
-                f"Composite.project: the value lacks the keys {missing}; it holds {list(out)}"
-            )
-        device = value.device if self._device in (None, value.device) else None
-        return TensorDict(out, batch_size=value.batch_size, device=device)
+        return project_entries(self._specs, value, self._device)
 
     def encode(self, value: Any) -> TensorDict:
         """A TensorDict from a dict (or TensorDict) of numpy arrays, numbers or tensors.
@@ -440,29 +409,7 @@ class Composite(TensorSpec[TensorDict]):
             >>> td.batch_size, td["reward"].shape
             (torch.Size([8]), torch.Size([8, 1]))
         """
-        if not (is_tensordict(value) or isinstance(value, Mapping)):
-            raise TypeError(f"Composite.encode expects a dict, got {type(value).__name__}")
-        out: dict[str, Any] = {}
-        unknown: list[Any] = []
-        name: Any
-        for name, entry in value.items():
-            spec = self._specs.get(name)
-            if spec is None:
-                unknown.append(name)
-            else:
-                out[name] = spec.encode(entry)
-        missing = [name for name in self._specs if name not in out]
-        if missing or unknown:
-            raise SpecKeyError(
-                f"Composite.encode: the value must hold exactly the keys {list(self._specs)}; "
-                f"missing {missing}, unknown {unknown}"
-            )
-        lead: tuple[int, ...] = ()
-        if out:
-            name, first = next(iter(out.items()))
-            shape = first.batch_size if is_tensordict(first) else first.shape
-            lead = tuple(shape[: len(shape) - self._specs[name].ndim])
-        return TensorDict(out, batch_size=(*lead, *self._shape), device=self._device)
+        return encode_entries(self._specs, value, self._shape, self._device)
 
     # ------------------------------------------------------------------ #
     # new specs

@@ -3,19 +3,30 @@
 A mask is a bool tensor in the *one-hot layout*: its last dim enumerates the
 actions of one choice (``True`` = allowed) and its leading dims follow the
 spec.  Every helper here is vectorised: no Python loop over elements.
+:class:`MaskableSpec` and its two forms hold the mask plumbing the four
+discrete specs share.
 """
 
 from __future__ import annotations
 
+import abc
 from typing import Any
+from typing import TypeVar
 
 import torch
 
 from rlbricks.specs._errors import SpecError
+from rlbricks.specs._leaf import LeafSpec
+from rlbricks.specs._leaf import TensorFn
+from rlbricks.specs._leaf import tensors_equal
 from rlbricks.specs._utils import fmt_num
 from rlbricks.specs._utils import fmt_shape
+from rlbricks.specs._utils import fmt_tensor
 
 __all__ = [
+    "CategoricalForm",
+    "MaskableSpec",
+    "OneHotForm",
     "allowed",
     "check_mask",
     "disallowed_positions",
@@ -24,6 +35,9 @@ __all__ = [
     "nearest_allowed",
     "prepare_mask",
 ]
+
+C = TypeVar("C", bound="CategoricalForm")
+H = TypeVar("H", bound="OneHotForm")
 
 
 def check_mask(mask: Any, layout: torch.Size, device: torch.device, what: str) -> torch.Tensor:
@@ -124,3 +138,74 @@ def mask_problem(not_mask: torch.Tensor, index: torch.Tensor) -> str | None:
         f"{int(bad.sum())} of {index.numel()} entries select an action the mask forbids; "
         f"first at index {idx}: action {fmt_num(index[idx])}"
     )
+
+
+class MaskableSpec(LeafSpec):
+    """Base of the discrete specs that take a mask: comparison, repr and mask copies.
+
+    A subclass's ``update_mask`` stores the *negated* mask twice, or ``None``
+    for no mask: compact as given in ``_not_mask_c`` (what new specs are built
+    from) and broadcast to the mask layout in ``_not_mask``.  The subclass
+    names its own parameter with ``_param``; equality and the repr compare and
+    show it, then the mask.
+    """
+
+    _not_mask_c: torch.Tensor | None
+    _not_mask: torch.Tensor | None
+
+    @property
+    def mask(self) -> torch.Tensor | None:
+        """A copy of the mask of allowed actions, in the spec's mask layout, or ``None``.
+
+        The layout is the one-hot one: ``[*shape, n]`` for Categorical,
+        ``[*shape[:-1], sum(nvec)]`` for MultiCategorical, the spec's shape for
+        OneHot and MultiOneHot.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.specs import Categorical
+            >>> Categorical(3, shape=(2,), mask=torch.tensor([True, False, True])).mask
+            tensor([[ True, False,  True],
+                    [ True, False,  True]])
+        """
+        return None if self._not_mask is None else ~self._not_mask
+
+    @abc.abstractmethod
+    def _param(self) -> tuple[str, object]:
+        """The spec's own parameter as ``(name, value)``, e.g. ``("n", 4)``."""
+
+    def _given_mask(self, fn: TensorFn | None = None) -> torch.Tensor | None:
+        """The mask in its compact shape (``True`` = allowed) mapped through ``fn``, or ``None``.
+
+        It is what ``_rebuild`` (with its ``fn``) and the ``to_*_spec``
+        conversions pass to the new spec's constructor.
+        """
+        if self._not_mask_c is None:
+            return None
+        return ~(self._not_mask_c if fn is None else fn(self._not_mask_c))
+
+    def _params_equal(self, other: Any) -> bool:
+        return other._param() == self._param() and tensors_equal(self._not_mask, other._not_mask)
+
+    def _repr_extra(self) -> list[str]:
+        name, value = self._param()
+        extra = [f"{name}={value}"]
+        if self._not_mask is not None:
+            extra.append(f"mask={fmt_tensor(~self._not_mask)}")
+        return extra
+
+
+class CategoricalForm(MaskableSpec):
+    """Base of the discrete specs stored as indices (Categorical, MultiCategorical)."""
+
+    def to_categorical_spec(self: C) -> C:
+        """``self``: the spec is already categorical (for symmetry with the one-hot specs)."""
+        return self
+
+
+class OneHotForm(MaskableSpec):
+    """Base of the discrete specs stored as one-hot vectors (OneHot, MultiOneHot)."""
+
+    def to_one_hot_spec(self: H) -> H:
+        """``self``: the spec is already one-hot (for symmetry with the categorical specs)."""
+        return self

@@ -9,9 +9,8 @@ import torch
 
 from rlbricks.specs._categorical import int_range_problem
 from rlbricks.specs._errors import SpecError
-from rlbricks.specs._leaf import LeafSpec
 from rlbricks.specs._leaf import TensorFn
-from rlbricks.specs._leaf import tensors_equal
+from rlbricks.specs._mask import CategoricalForm
 from rlbricks.specs._mask import allowed
 from rlbricks.specs._mask import mask_problem
 from rlbricks.specs._mask import nearest_allowed
@@ -23,7 +22,6 @@ from rlbricks.specs._utils import ShapeLike
 from rlbricks.specs._utils import as_device
 from rlbricks.specs._utils import as_size
 from rlbricks.specs._utils import fmt_shape
-from rlbricks.specs._utils import fmt_tensor
 from rlbricks.specs._utils import is_int
 
 if TYPE_CHECKING:
@@ -32,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["MultiCategorical"]
 
 
-class MultiCategorical(LeafSpec):
+class MultiCategorical(CategoricalForm):
     """Several independent choices, stored as integer indices: entry ``i`` is in ``[0, nvec[i])``.
 
     The last dim of ``shape`` has one entry per choice (``len(nvec)``); leading
@@ -91,11 +89,6 @@ class MultiCategorical(LeafSpec):
     def nvec(self) -> torch.Tensor:
         """Number of actions of each choice (int64, on the spec's device)."""
         return self._seg.nvec
-
-    @property
-    def mask(self) -> torch.Tensor | None:
-        """A copy of the mask of allowed actions, shaped ``[*shape[:-1], sum(nvec)]``, or ``None``."""
-        return None if self._not_mask is None else ~self._not_mask
 
     def update_mask(self, mask: torch.Tensor | None) -> None:
         """Set (or, with ``None``, clear) the mask of allowed actions, in place.
@@ -212,34 +205,15 @@ class MultiCategorical(LeafSpec):
         """
         from rlbricks.specs._multi_one_hot import MultiOneHot
 
-        shape = (*self._shape[:-1], self._seg.total)
-        return MultiOneHot(
-            self._seg.nvec_list,
-            shape=shape,
-            device=self._device,
-            mask=None if self._not_mask_c is None else ~self._not_mask_c,
-        )
-
-    def to_categorical_spec(self) -> MultiCategorical:
-        """``self``: the spec is already categorical (for symmetry with MultiOneHot)."""
-        return self
+        nvec, shape = self._seg.nvec_list, (*self._shape[:-1], self._seg.total)
+        return MultiOneHot(nvec, shape=shape, device=self._device, mask=self._given_mask())
 
     # ------------------------------------------------------------------ #
     # new specs, comparison
     # ------------------------------------------------------------------ #
     def _rebuild(self, shape: torch.Size, device: torch.device, fn: TensorFn) -> MultiCategorical:
-        mask = None if self._not_mask_c is None else ~fn(self._not_mask_c)
-        return MultiCategorical(
-            self._seg.nvec_list, shape=shape, device=device, dtype=self._dtype, mask=mask
-        )
+        nvec, mask = self._seg.nvec_list, self._given_mask(fn)
+        return MultiCategorical(nvec, shape=shape, device=device, dtype=self._dtype, mask=mask)
 
-    def _params_equal(self, other: Any) -> bool:
-        return other._seg.nvec_list == self._seg.nvec_list and tensors_equal(
-            self._not_mask, other._not_mask
-        )
-
-    def _repr_extra(self) -> list[str]:
-        extra = [f"nvec={self._seg.nvec_list}"]
-        if self._not_mask is not None:
-            extra.append(f"mask={fmt_tensor(~self._not_mask)}")
-        return extra
+    def _param(self) -> tuple[str, object]:
+        return "nvec", self._seg.nvec_list

@@ -8,9 +8,8 @@ from typing import Any
 import torch
 
 from rlbricks.specs._errors import SpecError
-from rlbricks.specs._leaf import LeafSpec
 from rlbricks.specs._leaf import TensorFn
-from rlbricks.specs._leaf import tensors_equal
+from rlbricks.specs._mask import OneHotForm
 from rlbricks.specs._mask import mask_problem
 from rlbricks.specs._one_hot import one_hot_problem
 from rlbricks.specs._segments import Segments
@@ -21,7 +20,6 @@ from rlbricks.specs._utils import ShapeLike
 from rlbricks.specs._utils import as_device
 from rlbricks.specs._utils import as_size
 from rlbricks.specs._utils import fmt_shape
-from rlbricks.specs._utils import fmt_tensor
 from rlbricks.specs._utils import is_binary
 
 if TYPE_CHECKING:
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["MultiOneHot"]
 
 
-class MultiOneHot(LeafSpec):
+class MultiOneHot(OneHotForm):
     """Several independent choices, stored as one-hot vectors concatenated on the last dim.
 
     With ``nvec = [3, 2]`` the last dim has ``3 + 2 = 5`` entries: exactly one
@@ -85,11 +83,6 @@ class MultiOneHot(LeafSpec):
     def nvec(self) -> torch.Tensor:
         """Number of actions of each choice (int64, on the spec's device)."""
         return self._seg.nvec
-
-    @property
-    def mask(self) -> torch.Tensor | None:
-        """A copy of the mask of allowed actions, shaped like the spec, or ``None``."""
-        return None if self._not_mask is None else ~self._not_mask
 
     def update_mask(self, mask: torch.Tensor | None) -> None:
         """Set (or, with ``None``, clear) the mask of allowed actions, in place.
@@ -210,34 +203,15 @@ class MultiOneHot(LeafSpec):
         """
         from rlbricks.specs._multi_categorical import MultiCategorical
 
-        shape = (*self._shape[:-1], self._seg.k)
-        return MultiCategorical(
-            self._seg.nvec_list,
-            shape=shape,
-            device=self._device,
-            mask=None if self._not_mask_c is None else ~self._not_mask_c,
-        )
-
-    def to_one_hot_spec(self) -> MultiOneHot:
-        """``self``: the spec is already one-hot (for symmetry with MultiCategorical)."""
-        return self
+        nvec, shape = self._seg.nvec_list, (*self._shape[:-1], self._seg.k)
+        return MultiCategorical(nvec, shape=shape, device=self._device, mask=self._given_mask())
 
     # ------------------------------------------------------------------ #
     # new specs, comparison
     # ------------------------------------------------------------------ #
     def _rebuild(self, shape: torch.Size, device: torch.device, fn: TensorFn) -> MultiOneHot:
-        mask = None if self._not_mask_c is None else ~fn(self._not_mask_c)
-        return MultiOneHot(
-            self._seg.nvec_list, shape=shape, device=device, dtype=self._dtype, mask=mask
-        )
+        nvec, mask = self._seg.nvec_list, self._given_mask(fn)
+        return MultiOneHot(nvec, shape=shape, device=device, dtype=self._dtype, mask=mask)
 
-    def _params_equal(self, other: Any) -> bool:
-        return other._seg.nvec_list == self._seg.nvec_list and tensors_equal(
-            self._not_mask, other._not_mask
-        )
-
-    def _repr_extra(self) -> list[str]:
-        extra = [f"nvec={self._seg.nvec_list}"]
-        if self._not_mask is not None:
-            extra.append(f"mask={fmt_tensor(~self._not_mask)}")
-        return extra
+    def _param(self) -> tuple[str, object]:
+        return "nvec", self._seg.nvec_list

@@ -9,9 +9,8 @@ import torch
 
 from rlbricks.specs._categorical import check_n
 from rlbricks.specs._errors import SpecError
-from rlbricks.specs._leaf import LeafSpec
 from rlbricks.specs._leaf import TensorFn
-from rlbricks.specs._leaf import tensors_equal
+from rlbricks.specs._mask import OneHotForm
 from rlbricks.specs._mask import mask_problem
 from rlbricks.specs._mask import masked_sample
 from rlbricks.specs._mask import prepare_mask
@@ -20,7 +19,6 @@ from rlbricks.specs._utils import ShapeLike
 from rlbricks.specs._utils import as_device
 from rlbricks.specs._utils import as_size
 from rlbricks.specs._utils import fmt_shape
-from rlbricks.specs._utils import fmt_tensor
 from rlbricks.specs._utils import is_binary
 
 if TYPE_CHECKING:
@@ -55,7 +53,7 @@ def one_hot_problem(value: torch.Tensor, counts: torch.Tensor, what: str) -> str
     return None
 
 
-class OneHot(LeafSpec):
+class OneHot(OneHotForm):
     """One choice among ``n`` actions, stored as a one-hot vector (last dim ``n``).
 
     The optional ``mask`` (bool, ``True`` = allowed, shaped like the spec or
@@ -108,11 +106,6 @@ class OneHot(LeafSpec):
     def n(self) -> int:
         """Number of actions."""
         return self._n
-
-    @property
-    def mask(self) -> torch.Tensor | None:
-        """A copy of the mask of allowed actions, shaped like the spec, or ``None``."""
-        return None if self._not_mask is None else ~self._not_mask
 
     def update_mask(self, mask: torch.Tensor | None) -> None:
         """Set (or, with ``None``, clear) the mask of allowed actions, in place.
@@ -246,29 +239,15 @@ class OneHot(LeafSpec):
         """
         from rlbricks.specs._categorical import Categorical
 
-        return Categorical(
-            self._n,
-            shape=self._shape[:-1],
-            device=self._device,
-            mask=None if self._not_mask_c is None else ~self._not_mask_c,
-        )
-
-    def to_one_hot_spec(self) -> OneHot:
-        """``self``: the spec is already one-hot (for symmetry with Categorical)."""
-        return self
+        shape = self._shape[:-1]
+        return Categorical(self._n, shape=shape, device=self._device, mask=self._given_mask())
 
     # ------------------------------------------------------------------ #
     # new specs, comparison
     # ------------------------------------------------------------------ #
     def _rebuild(self, shape: torch.Size, device: torch.device, fn: TensorFn) -> OneHot:
-        mask = None if self._not_mask_c is None else ~fn(self._not_mask_c)
+        mask = self._given_mask(fn)
         return OneHot(self._n, shape=shape, device=device, dtype=self._dtype, mask=mask)
 
-    def _params_equal(self, other: Any) -> bool:
-        return other._n == self._n and tensors_equal(self._not_mask, other._not_mask)
-
-    def _repr_extra(self) -> list[str]:
-        extra = [f"n={self._n}"]
-        if self._not_mask is not None:
-            extra.append(f"mask={fmt_tensor(~self._not_mask)}")
-        return extra
+    def _param(self) -> tuple[str, object]:
+        return "n", self._n
