@@ -15,6 +15,10 @@ the source files:
   the mixins defined in private modules. Those methods are part of the public
   class, so their members are added to it. Members of public bases (such as
   ``TensorSpec`` for the spec classes) stay on the base's own entry.
+- **Inherited docstrings.** A method that overrides a documented method of a
+  base class without a docstring of its own (``ListStorage.get`` implementing
+  ``Storage.get``) shows the base's docstring, as ``inspect.getdoc`` and
+  ``help()`` do.
 """
 
 from __future__ import annotations
@@ -77,6 +81,28 @@ def _private_bases(cls: griffe.Class, exported: set[str]) -> Iterator[griffe.Cla
             yield from _private_bases(base, exported)
 
 
+def _all_bases(cls: griffe.Class) -> Iterator[griffe.Class]:
+    """Every resolvable base of ``cls``, nearest first."""
+    for base in cls.resolved_bases:
+        if isinstance(base, griffe.Class):
+            yield base
+            yield from _all_bases(base)
+
+
+def _inherit_docstrings(cls: griffe.Class) -> None:
+    """Give undocumented overrides the docstring of the method they override."""
+    for name, member in cls.members.items():
+        if member.is_alias or member.docstring is not None:
+            continue
+        for base in _all_bases(cls):
+            parent = base.members.get(name)
+            if parent is not None and parent.docstring is not None:
+                member.docstring = griffe.Docstring(
+                    parent.docstring.value, parent=member, parser=parent.docstring.parser
+                )
+                break
+
+
 class DocstringDialect(griffe.Extension):
     """Normalise docstrings and fold private mixins into the public classes that use them."""
 
@@ -101,6 +127,7 @@ class DocstringDialect(griffe.Extension):
                 continue
             if _is_private_path(cls.path) and cls.path not in exported:
                 continue  # a private class: its own docs are never rendered
+            _inherit_docstrings(cls)
             for base in _private_bases(cls, exported):
                 for name, member in base.members.items():
                     if name not in cls.members:

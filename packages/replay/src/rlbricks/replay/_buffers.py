@@ -8,6 +8,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -135,7 +136,8 @@ class ReplayBuffer:
     # ------------------------------------------------------------------ #
     def add(self, data: Any) -> int | None:
         """Write one row; return its index (``None`` if the writer dropped it)."""
-        data = as_row(data)
+        if not isinstance(self._storage, ListStorage):  # a list stores objects as given
+            data = as_row(data)
         with self._lock:
             index = self._writer.add(data)
             if index is not None:
@@ -202,10 +204,15 @@ class ReplayBuffer:
     def _from_queue(self, batch_size: int) -> tuple[Any, dict[str, Any]]:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rb-prefetch")
-        queue = self._queue
-        while len(queue) < self._prefetch + 1:
-            queue.append(self._executor.submit(self._sample, batch_size))
-        return queue.popleft().result()
+        while True:
+            queue = self._queue
+            while len(queue) < self._prefetch + 1:
+                queue.append(self._executor.submit(self._sample, batch_size))
+            future = queue.popleft()
+            try:
+                return future.result()
+            except CancelledError:  # a write made it stale meanwhile: sample again
+                continue
 
     def _drop_prefetched(self) -> None:
         """New data or priorities: batches sampled ahead are stale, drop them."""

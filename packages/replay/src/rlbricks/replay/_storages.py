@@ -70,7 +70,8 @@ class ListStorage(Storage):
         if isinstance(index, int):
             self._set_one(index, data)
             return
-        for i, item in zip(index.tolist(), rows(data)):
+        # in index order, so that rows past the current end are appended in turn
+        for i, item in sorted(zip(index.tolist(), rows(data)), key=lambda pair: pair[0]):
             self._set_one(i, item)
 
     def get(self, index: int | Tensor) -> Any:
@@ -107,11 +108,20 @@ class ListStorage(Storage):
         return f"ListStorage(max_size={self.max_size}, len={len(self)})"
 
 
-def _same_keys(a: TensorDict, b: TensorDict) -> bool:
-    if a._tensordict.keys() != b._tensordict.keys():
+def _rows_fit(stored: TensorDict, data: TensorDict, batched: bool) -> bool:
+    """Whether ``data`` has exactly the keys and row shapes of ``stored`` (cheap walk)."""
+    if stored._tensordict.keys() != data._tensordict.keys():
         return False
-    for key, value in a._tensordict.items():
-        if isinstance(value, TensorDict) and not _same_keys(value, b._tensordict[key]):  # type: ignore[arg-type]
+    for key, want in stored._tensordict.items():
+        value = data._tensordict[key]
+        if isinstance(want, TensorDict):
+            if not isinstance(value, TensorDict) or not _rows_fit(want, value, batched):
+                return False
+        elif (
+            isinstance(value, TensorDict)
+            or (value.shape[1:] if batched else value.shape) != want.shape[1:]
+            or value.dtype != want.dtype
+        ):
             return False
     return True
 
@@ -149,7 +159,7 @@ class TensorStorage(Storage):
                 raise ValueError(f"the storage has {rows_} rows, fewer than max_size {max_size}")
         if max_size is None:
             raise ValueError("max_size is needed when no storage is given")
-        super().__init__(int(max_size))
+        super().__init__(max_size)
         self.device = torch.device(device) if device is not None else None
         self._storage: TensorDict | Tensor | None = storage
         self._len = 0
@@ -186,8 +196,11 @@ class TensorStorage(Storage):
                     f"the storage holds TensorDicts; got {type(data).__name__}: extend with a "
                     "TensorDict or a dict of tensors"
                 )
-            if not _same_keys(storage, data):
-                raise StructureError(describe_mismatch(storage, data) or "keys differ")
+            if not _rows_fit(storage, data, batched=not isinstance(index, int)):
+                why = describe_mismatch(storage, data)
+                if why is not None:
+                    raise StructureError(why)
+                data = data.named_apply(lambda key, value: value.to(storage.get(key).dtype))
         try:
             storage[index] = data
         except (RuntimeError, IndexError, ValueError) as err:
@@ -236,7 +249,7 @@ class TensorStorage(Storage):
         if isinstance(data, dict):
             data = TensorDict().load_state_dict(data["tensordict"])
         self.max_size = int(state_dict["max_size"])
-        self._adopt(data)
+        self._adopt(None if data is None else self._copy_in(data))
         self._len = int(state_dict["len"])
 
     def _adopt(self, data: TensorDict | Tensor | None) -> None:
@@ -252,10 +265,11 @@ class TensorStorage(Storage):
         meta: dict[str, Any] = {"len": self._len, "max_size": self.max_size, "kind": None}
         storage = self._storage
         if isinstance(storage, TensorDict):
-            storage.memmap(path / "rows")
+            storage.memmap(path / "rows", copy_existing=True)
             meta["kind"] = "tensordict"
         elif storage is not None:
-            TensorDict({"rows": storage}, batch_size=[storage.shape[0]]).memmap(path / "rows")
+            rows_td = TensorDict({"rows": storage}, batch_size=[storage.shape[0]])
+            rows_td.memmap(path / "rows", copy_existing=True)
             meta["kind"] = "tensor"
         (path / "storage.json").write_text(json.dumps(meta))
 
@@ -370,17 +384,13 @@ class LazyMemmapStorage(LazyTensorStorage):
         return super()._allocate(example)
 
     def _copy_in(self, data: TensorDict | Tensor) -> TensorDict | Tensor:
+        # always a copy into this storage's own files: never write into the source
         if isinstance(data, TensorDict):
-            return data.memmap(self.scratch_dir)
+            return data.clone().memmap_(self.scratch_dir)
         filename = None if self.scratch_dir is None else str(Path(self.scratch_dir) / "rows.memmap")
-        return MemoryMappedTensor.from_tensor(data, filename=filename, existsok=True)
+        return MemoryMappedTensor.from_tensor(data.clone(), filename=filename, existsok=True)
 
     def _adopt(self, data: TensorDict | Tensor | None) -> None:
-        if data is not None and not (
-            isinstance(data, MemoryMappedTensor)
-            or (isinstance(data, TensorDict) and data.is_memmap())
-        ):
-            data = self._copy_in(data)
         self._storage = data
 
     def __repr__(self) -> str:

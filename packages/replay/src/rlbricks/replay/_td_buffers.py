@@ -66,11 +66,11 @@ class TensorDictReplayBuffer(ReplayBuffer):
             old = data.get(key, None)
             if old is not None and old.dtype == torch.bool and value.dtype == torch.bool:
                 value = old | value.reshape(old.shape)
-                if key == ("next", "truncated"):
-                    done = data.get(("next", "done"), None)
-                    if done is not None:
-                        data.set(("next", "done"), done | value.reshape(done.shape))
             data.set(key, value)
+            if key == ("next", "truncated"):  # a slice end ends the sampled trajectory
+                done = data.get(("next", "done"), None)
+                if done is not None:
+                    data.set(("next", "done"), done | value.reshape(done.shape))
         return data
 
     def update_tensordict_priority(self, data: TensorDict) -> None:

@@ -154,6 +154,7 @@ class TensorDictMaxValueWriter(Writer):
         self._ranks[index] = ranks[first]
         if len(rest):
             valid = filled + len(first)
+            rest = rest[:valid]  # at most one new row per stored row can be placed
             worst = torch.argsort(self._ranks[:valid], stable=True)[: len(rest)]
             better = ranks[rest] > self._ranks[worst]
             rest, worst = rest[better], worst[better]
