@@ -6,7 +6,10 @@ drawn with probability ``P(i) = q_i / sum_j q_j`` (Schaul et al. 2016,
 this introduces is corrected by the importance weights
 ``w_i = (N * P(i)) ** -beta / max_j (N * P(j)) ** -beta = (q_i / q_min) ** -beta``,
 which are at most 1.  A sum tree draws the indices and a min tree gives ``q_min``,
-both in ``O(log capacity)`` tensor operations per batch.
+both in ``O(log capacity)`` tensor operations per batch.  The two trees share the
+ancestors of every write, and while no row at or past ``len(storage)`` has been
+written (a filling ring buffer) their roots are the totals over the valid rows, so
+sampling needs no range query.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from rlbricks.replay._interfaces import Storage
 from rlbricks.replay._segment_tree import DeviceLike
 from rlbricks.replay._segment_tree import MinSegmentTree
 from rlbricks.replay._segment_tree import SumSegmentTree
-from rlbricks.replay._segment_tree import last_write
 
 __all__ = ["PrioritizedSampler"]
 
@@ -128,8 +130,11 @@ class PrioritizedSampler(Sampler):
         self.generator = generator
         self._sum = SumSegmentTree(max_capacity, dtype=dtype, device=device)
         self._min = MinSegmentTree(max_capacity, dtype=dtype, device=device)
-        self._max_priority = torch.tensor(self.max_priority_init, dtype=dtype, device=device)
+        # the running maximum as a float of the tree dtype (validation reads it anyway)
+        self._max_priority = self._as_dtype(self.max_priority_init)
         self._updated = False  # until the first update, new rows get max_priority_init
+        self._end = 0  # rows >= _end have never been written: both trees hold neutral there
+        self._initial: tuple[tuple[float, float, float], Tensor, Tensor] | None = None
 
     # -- annealable exponents ------------------------------------------- #
     @property
@@ -163,7 +168,11 @@ class PrioritizedSampler(Sampler):
     @property
     def max_priority(self) -> float:
         """The priority new rows get: the largest one set so far, ``max_priority_init`` before any."""
-        return float(self._max_priority)
+        return self._max_priority
+
+    def _as_dtype(self, value: float | Tensor) -> float:
+        """``value`` rounded to the trees' dtype, as a Python float."""
+        return float(torch.as_tensor(value).to(self.dtype))
 
     # -- sampling ------------------------------------------------------- #
     def sample(self, storage: Storage, batch_size: int) -> tuple[Tensor, dict[str, Any]]:
@@ -191,29 +200,35 @@ class PrioritizedSampler(Sampler):
                 f"PrioritizedSampler(max_capacity={self.max_capacity}) cannot sample from a "
                 f"storage of {n} rows: build the sampler with max_capacity=storage.max_size"
             )
-        total = self._sum.reduce(0, n)
+        # rows >= n hold 0 (+inf in the min tree) unless priorities were set for rows not
+        # yet written: only then do the totals over rows < n need a range query
+        whole = n >= self._end
+        total = float(self._sum._root if whole else self._sum.reduce(0, n))
         if not total > 0:
             raise ReplayError(
                 f"PrioritizedSampler: the {n} valid rows all have priority 0, nothing can be "
                 "drawn: set positive priorities with update_priority (or use eps > 0)"
             )
         mass = torch.rand(
-            batch_size, generator=self.generator, dtype=self.dtype, device=self.device
+            batch_size, 1, generator=self.generator, dtype=self.dtype, device=self.device
         )
-        # rows >= n hold 0 unless priorities were set for rows not yet written; the clamp
-        # keeps the draw inside the storage in that case
-        index = self._sum.find_prefixsum_idx(mass.mul_(total)).clamp_(max=n - 1)
+        index = self._sum._find(mass.mul_(total))
+        if n < self.max_capacity:  # rounding (or rows >= n written) must not leave the storage
+            index = index.clamp_(max=n - 1)
         if self._beta == 0.0:
             weight = torch.ones(batch_size, dtype=torch.float32, device=self.device)
         else:
-            q_min = self._min.reduce(0, n)
-            q = self._sum._tree[index + self._sum._size]
+            q_min = self._min._root if whole else self._min.reduce(0, n)
+            q = self._sum._leaves.index_select(0, index)
             weight = q.div_(q_min).pow_(-self._beta).to(torch.float32)
         return index, {"_weight": weight}
 
     # -- writes --------------------------------------------------------- #
-    def _index(self, index: int | Sequence[int] | Tensor) -> Tensor:
-        """``index`` as a long tensor on the device, checked to be in ``[0, max_capacity)``."""
+    def _index(self, index: int | Sequence[int] | Tensor) -> tuple[Tensor, int]:
+        """``index`` as a long tensor on the device, checked to be in ``[0, max_capacity)``.
+
+        Also returns the largest index (``-1`` when there is none).
+        """
         if isinstance(index, Tensor):
             if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype is torch.bool:
                 raise TypeError(
@@ -222,6 +237,7 @@ class PrioritizedSampler(Sampler):
             index = index.to(device=self.device, dtype=torch.long)
         else:
             index = torch.as_tensor(index, dtype=torch.long, device=self.device)
+        high = -1
         if index.numel():
             low, high = (int(x) for x in torch.aminmax(index))
             if low < 0 or high >= self.max_capacity:
@@ -229,21 +245,35 @@ class PrioritizedSampler(Sampler):
                     f"PrioritizedSampler: index {low if low < 0 else high} is out of range, "
                     f"rows are 0 .. {self.max_capacity - 1} (max_capacity={self.max_capacity})"
                 )
-        return index
+        return index, high
 
-    def _write(self, index: Tensor, priority: Tensor) -> None:
-        """Store checked 1-d ``priority`` for checked 1-d ``index`` in both trees."""
-        if not index.shape[0]:
-            return
-        if index.shape[0] > 1:
-            index, priority = last_write(index, priority)
-        value = (priority + self.eps).pow_(self._alpha)
-        # zero priorities are left out of the min tree: rows that cannot be drawn
-        # must not set the largest importance weight
-        positive = torch.where(value > 0, value, math.inf)
-        ancestors = self._sum._ancestors(index)
-        self._sum._write(index, value, ancestors)
-        self._min._write(index, positive, ancestors)
+    def _write(self, index: Tensor, value: Tensor, positive: Tensor, high: int) -> None:
+        """Store the stored values ``value`` (and ``positive`` for the min tree) of rows ``index``.
+
+        ``index`` is checked and 1-d with largest entry ``high``; the values are
+        1-d and give every occurrence of a repeated index the same value.
+        """
+        parents = self._sum._parents(index)
+        self._sum._write(index, value, parents)
+        self._min._write(index, positive, parents)
+        self._end = max(self._end, high + 1)
+
+    @staticmethod
+    def _positive(value: Tensor) -> Tensor:
+        """The min tree's leaves: ``value`` with zeros replaced by ``+inf``.
+
+        Rows that cannot be drawn must not set the largest importance weight.
+        """
+        return value.masked_fill(value == 0, math.inf)
+
+    def _initial_values(self) -> tuple[Tensor, Tensor]:
+        """The stored value of ``max_priority`` (1-element tensors for both trees), cached."""
+        key = (self._max_priority, self.eps, self._alpha)
+        if self._initial is None or self._initial[0] != key:
+            value = torch.tensor([self._max_priority], dtype=self.dtype, device=self.device)
+            value = value.add_(self.eps).pow_(self._alpha)
+            self._initial = (key, value, self._positive(value))
+        return self._initial[1], self._initial[2]
 
     def extend(self, index: Tensor, priority: Tensor | None = None) -> None:
         """Rows ``index`` were written: give them the largest priority so far.
@@ -256,8 +286,12 @@ class PrioritizedSampler(Sampler):
         if priority is not None:
             self.update_priority(index, priority)
             return
-        index = self._index(index).reshape(-1)
-        self._write(index, self._max_priority.expand(index.shape))
+        index, high = self._index(index)
+        index = index.reshape(-1)
+        if not index.shape[0]:
+            return
+        value, positive = self._initial_values()  # one value: repeated indices agree
+        self._write(index, value.expand(index.shape), positive.expand(index.shape), high)
 
     def update_priority(
         self, index: int | Sequence[int] | Tensor, priority: float | Sequence[float] | Tensor
@@ -291,7 +325,7 @@ class PrioritizedSampler(Sampler):
             ...
             ValueError: PrioritizedSampler.update_priority: 1 of 1 priorities are NaN, infinite or negative (e.g. index 2: nan); priorities must be finite and >= 0, such as an absolute TD error
         """
-        index = self._index(index)
+        index, high = self._index(index)
         priority = torch.as_tensor(priority, dtype=self.dtype, device=self.device)
         shape = index.shape
         if priority.ndim == 0:
@@ -305,19 +339,28 @@ class PrioritizedSampler(Sampler):
         if not index.numel():
             return
         priority = priority.reshape(index.numel(), -1)
-        ok = (priority >= 0) & (priority < math.inf)  # False for NaN too
-        if not bool(ok.all()):
-            self._raise_bad_priority(index.reshape(-1), priority, ok)
-        priority = priority[:, 0] if priority.shape[1] == 1 else _reduce(priority, self.reduction)
-        if self._updated:
-            torch.maximum(self._max_priority, priority.max(), out=self._max_priority)
+        low, top = (float(x) for x in torch.aminmax(priority))  # NaN if any is NaN
+        if not (low >= 0.0 and top < math.inf):
+            self._raise_bad_priority(index.reshape(-1), priority)
+        if priority.shape[1] > 1:
+            priority = _reduce(priority, self.reduction)
+            if self.reduction != "max":
+                top = float(priority.max())
         else:
-            self._max_priority.copy_(priority.max())
-            self._updated = True
-        self._write(index.reshape(-1), priority)
+            priority = priority.view(-1)
+        self._max_priority = max(self._max_priority, top) if self._updated else top
+        self._updated = True
+        index = index.reshape(-1)
+        if index.shape[0] > 1:  # repeated indices keep their last priority
+            priority = self._sum._last_values(index, priority)
+        value = torch.add(priority, self.eps)
+        if self._alpha != 1.0:
+            value.pow_(self._alpha)
+        self._write(index, value, self._positive(value), high)
 
     @staticmethod
-    def _raise_bad_priority(index: Tensor, priority: Tensor, ok: Tensor) -> None:
+    def _raise_bad_priority(index: Tensor, priority: Tensor) -> None:
+        ok = (priority >= 0) & (priority < math.inf)  # False for NaN too
         bad_row = ~ok.all(1)
         first = int(bad_row.nonzero()[0, 0])
         value = priority[first][~ok[first]][0].item()
@@ -329,15 +372,16 @@ class PrioritizedSampler(Sampler):
 
     def priority(self, index: int | Sequence[int] | Tensor) -> Tensor:
         """The stored values ``(priority + eps) ** alpha`` of rows ``index``."""
-        return self._sum[self._index(index)]
+        return self._sum._leaves[self._index(index)[0]]
 
     # -- state ---------------------------------------------------------- #
     def empty(self) -> None:
         """Forget every priority; the running maximum restarts at ``max_priority_init``."""
         self._sum.empty()
         self._min.empty()
-        self._max_priority.fill_(self.max_priority_init)
+        self._max_priority = self._as_dtype(self.max_priority_init)
         self._updated = False
+        self._end = 0
 
     def state_dict(self) -> dict[str, Any]:
         """Priorities, running maximum and hyper-parameters (tensors and plain values only).
@@ -351,7 +395,7 @@ class PrioritizedSampler(Sampler):
             "eps": self.eps,
             "reduction": self.reduction,
             "max_priority_init": self.max_priority_init,
-            "max_priority": self._max_priority.clone(),
+            "max_priority": torch.tensor(self._max_priority, dtype=self.dtype, device=self.device),
             "updated": self._updated,
             "sum_tree": self._sum.state_dict(),
         }
@@ -372,12 +416,14 @@ class PrioritizedSampler(Sampler):
         self.eps = _non_negative("eps", state_dict["eps"])
         self.reduction = state_dict["reduction"]
         self.max_priority_init = _non_negative("max_priority_init", state_dict["max_priority_init"])
-        self._max_priority.copy_(state_dict["max_priority"])
+        self._max_priority = self._as_dtype(state_dict["max_priority"])
         self._updated = bool(state_dict["updated"])
         self._sum.load_state_dict(state_dict["sum_tree"])
-        leaves = self._sum._tree[self._sum._size : self._sum._size + self.max_capacity]
+        leaves = self._sum._leaves[: self.max_capacity]
         positive = torch.where(leaves > 0, leaves, math.inf)
         self._min.load_state_dict({"capacity": self.max_capacity, "leaves": positive})
+        written = leaves.nonzero()  # zero rows are neutral in both trees, as if never written
+        self._end = int(written[-1, 0]) + 1 if written.shape[0] else 0
 
     def __repr__(self) -> str:
         return (

@@ -1,17 +1,29 @@
 """Segment trees over a fixed number of leaves: batched sum and min queries in torch.
 
-A tree of ``capacity`` leaves lives in one flat tensor of ``2 * P`` entries,
-where ``P`` is the smallest power of two ``>= capacity``.  Node ``k`` has
-children ``2k`` and ``2k + 1``, the root is node ``1`` (entry ``0`` is unused)
-and leaf ``i`` is node ``P + i``.  Leaves ``capacity .. P - 1`` hold the
-reduction's neutral element (``0`` for a sum, ``+inf`` for a min), so they
-never change a result.
+A tree has a branching factor ``k`` (``branching``, 16 by default) and one
+tensor per level.  Level ``0`` holds the leaves, padded with the reduction's
+neutral element (``0`` for a sum, ``+inf`` for a min) to a multiple of ``k``;
+node ``i`` of level ``j + 1`` is the reduction of nodes ``k*i .. k*i + k - 1``
+of level ``j``, so ``level[j].view(-1, k)`` has one row of children per node of
+level ``j + 1``.  Levels shrink by ``k`` until one is small enough to be handled
+whole (at most ``min(k**3, 4096)`` nodes, and at least ``k`` allowed): that top
+level is not padded and its reduction is the root.  Padding never changes a
+result, and ``N`` leaves take about ``N * k / (k - 1)`` values.
 
-Every operation is batched over a tensor of indices and costs ``O(log P)``
-tensor operations, whatever the batch size: writes recompute the parents of
-the written leaves one level at a time (each parent from both its children,
-so an internal node is always exactly the reduction of its children), and
-``SumSegmentTree.find_prefixsum_idx`` walks all masses down the tree at once.
+Every operation is batched over a tensor of indices and costs ``O(log_k N)``
+tensor operations whatever the batch size (plus whole-tensor operations on the
+small top level): a write copies the leaves, then, level by level, gathers the
+``k`` children of every touched node and recomputes it from them, so an internal
+node is always exactly the reduction of its children (a node above several
+written leaves is recomputed from the same final children each time, and the
+copies agree).  ``SumSegmentTree.find_prefixsum_idx`` walks all masses down at
+once: per level it gathers the children of the current nodes (``[B, k]``), takes
+their running sums and counts those ``<= mass`` with ``searchsorted``.  The
+mass is first clamped just below the row's total, so the walk never takes a
+zero child while a later one is positive, nor one past the last positive child,
+whatever the rounding.  For the top level the sum tree keeps that search row
+ready: ``0``, then the running sums with those that already reached the total
+replaced by ``+inf``.
 """
 
 from __future__ import annotations
@@ -29,42 +41,88 @@ __all__ = ["MinSegmentTree", "SumSegmentTree"]
 IndexLike = int | Sequence[int] | slice | Tensor
 DeviceLike = torch.device | str | int | None
 
-
-def last_write(index: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-    """Drop repeated indices, keeping the value of the last occurrence.
-
-    Returns the unique indices in increasing order and their values.  This is
-    deterministic on every device, unlike ``tensor[index] = value`` with
-    repeated indices.
-    """
-    unique, inverse = torch.unique(index, sorted=True, return_inverse=True)
-    position = torch.arange(index.shape[0], device=index.device)
-    last = torch.full_like(unique, -1).scatter_reduce_(0, inverse, position, reduce="amax")
-    return unique, value[last]
+_STAMP_LIMIT = 2**31 - 1  # the write stamps are int32: restart them before they overflow
+_TOP_SIZE = 4096  # the top level may hold up to min(k**3, _TOP_SIZE) nodes
 
 
 class _SegmentTree(abc.ABC):
     """Shared storage, indexing, propagation and state of the segment trees."""
 
     _neutral: float
+    _searchable = False  # True: the tree also keeps the top search row (sum tree)
 
     def __init__(
-        self, capacity: int, dtype: torch.dtype = torch.float64, device: DeviceLike = None
+        self,
+        capacity: int,
+        dtype: torch.dtype = torch.float64,
+        device: DeviceLike = None,
+        *,
+        branching: int = 16,
     ) -> None:
         name = type(self).__name__
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= 0:
             raise ValueError(f"{name}: capacity must be a positive int, got {capacity!r}")
+        if isinstance(branching, bool) or not isinstance(branching, int) or branching < 2:
+            raise ValueError(f"{name}: branching must be an int >= 2, got {branching!r}")
         if not dtype.is_floating_point:
             raise TypeError(f"{name}: dtype must be a floating point dtype, got {dtype}")
         self.capacity = capacity
-        self._size = 1 << (capacity - 1).bit_length()  # P: leaves start here
-        self._depth = self._size.bit_length() - 1  # levels above the leaves
-        self._tree = torch.full((2 * self._size,), self._neutral, dtype=dtype, device=device)
-        self._shifts = torch.arange(1, self._depth + 1, device=self._tree.device).unsqueeze(1)
+        self.branching = k = branching
+        top = max(k, min(k**3, _TOP_SIZE))
+        counts = [capacity]  # real nodes per level, leaves first
+        while counts[-1] > top:
+            counts.append(-(-counts[-1] // k))
+        self._depth = depth = len(counts) - 1  # levels whose nodes have a parent level
+        self._counts = counts
+        lengths = [counts[j + 1] * k for j in range(depth)] + [counts[depth]]
+        # one flat tensor: the levels, the top search row (sum tree), the root
+        extra = counts[depth] if self._searchable else 0
+        self._tree = torch.full(
+            (sum(lengths) + extra + 1,), self._neutral, dtype=dtype, device=device
+        )
+        self._offsets: list[int] = []  # where each level starts in the flat tensor
+        self._levels: list[Tensor] = []
+        start = 0
+        for length in lengths:
+            self._offsets.append(start)
+            self._levels.append(self._tree[start : start + length])
+            start += length
+        self._leaves = self._levels[0]
+        self._top = self._levels[-1]
+        self._groups = [level.view(-1, k) for level in self._levels[:-1]]  # rows of children
+        if self._searchable:
+            # the top row's running sums end with the root: one cumsum writes both
+            self._top_row = self._tree[start : start + extra]
+            self._top_cumsum = self._tree[start + 1 : start + extra + 1]
+            start += extra
+        self._root = self._tree[start : start + 1]
+        # ancestors of leaf i: i >> (log2(k) * level) for a power of two, else i // k**level
+        powers = [k ** (j + 1) for j in range(depth)]
+        self._shift = k & (k - 1) == 0
+        self._steps = torch.tensor(
+            [[(p.bit_length() - 1) if self._shift else p] for p in powers],
+            dtype=torch.long,
+            device=self._tree.device,
+        )
+        self._stamps: Tensor | None = None  # lazily allocated by _last_values
+        self._stamp = 0
+        self._cover_cache: tuple[int, int, Tensor, int, int] | None = None
+        self._scratch: tuple[Tensor, Tensor, Tensor] | None = None  # see SumSegmentTree._buffer
+        self._zero = torch.zeros((), dtype=dtype, device=self._tree.device)
+        self._rebuild()
+
+    # -- level refresh (subclasses) -------------------------------------- #
+    @abc.abstractmethod
+    def _refresh(self, level: int, parent: Tensor | None) -> None:
+        """Recompute the given parents (all when ``None``) of nodes in ``level`` from their rows."""
 
     @abc.abstractmethod
-    def _combine(self, pairs: Tensor) -> Tensor:
-        """Reduce ``pairs`` (shape ``[..., 2]``) over its last dim."""
+    def _refresh_top(self) -> None:
+        """Recompute the root (and the sum tree's top search row) from the top level."""
+
+    @abc.abstractmethod
+    def _reduce_all(self, values: Tensor) -> Tensor:
+        """Reduce a 1-d tensor to a 0-d tensor."""
 
     @property
     def dtype(self) -> torch.dtype:
@@ -117,7 +175,7 @@ class _SegmentTree(abc.ABC):
 
     def __getitem__(self, index: IndexLike) -> Tensor:
         """The values of leaves ``index`` (same shape as ``index``)."""
-        return self._tree[self._index(index) + self._size]
+        return self._leaves[self._index(index)]
 
     def __setitem__(self, index: IndexLike, value: float | Tensor) -> None:
         """Same as ``update(index, value)``."""
@@ -140,37 +198,60 @@ class _SegmentTree(abc.ABC):
         value = self._value(value, index.shape).reshape(-1)
         index = index.reshape(-1)
         if index.shape[0] > 1:
-            index, value = last_write(index, value)
+            value = self._last_values(index, value)
         self._write(index, value)
 
-    def _ancestors(self, index: Tensor) -> Tensor:
-        """Nodes above leaves ``index`` (1-d), level by level: shape ``[depth, len(index)]``."""
-        return (index + self._size).unsqueeze(0) >> self._shifts
+    def _last_values(self, index: Tensor, value: Tensor) -> Tensor:
+        """``value`` where each entry is replaced by the value of its index's last occurrence.
 
-    def _write(self, index: Tensor, value: Tensor, ancestors: Tensor | None = None) -> None:
+        Writing the result makes every occurrence of a repeated index write the
+        same value, so the outcome does not depend on the write order (which is
+        unspecified for repeated indices, notably on CUDA).  ``index`` must be a
+        1-d long tensor of in-range leaves.  Positions are stamped with
+        increasing int32 numbers, so a per-leaf scratch tensor never needs
+        clearing: ``scatter_reduce(amax)`` leaves the last position at each leaf.
+        """
+        n = index.shape[0]
+        if self._stamps is None or self._stamp + n > _STAMP_LIMIT:
+            self._stamps = torch.zeros(self.capacity, dtype=torch.int32, device=self.device)
+            self._stamp = 0
+        base = self._stamp
+        self._stamp += n
+        stamp = torch.arange(base, base + n, dtype=torch.int32, device=self.device)
+        self._stamps.scatter_reduce_(0, index, stamp, reduce="amax")
+        return value.index_select(0, self._stamps.index_select(0, index).sub_(base))
+
+    def _parents(self, index: Tensor) -> tuple[Tensor, ...]:
+        """The ancestors of leaves ``index`` (1-d), one tensor per level above the leaves."""
+        if not self._depth:
+            return ()
+        index = index.unsqueeze(0)
+        parents = index >> self._steps if self._shift else index // self._steps
+        return parents.unbind(0)
+
+    def _write(
+        self, index: Tensor, value: Tensor, parents: Sequence[Tensor] | None = None
+    ) -> None:
         """Write leaves without checks.
 
-        ``index`` must be a 1-d long tensor of distinct, in-range leaf indices
-        on the tree's device and ``value`` a matching 1-d tensor; ``ancestors``
-        is ``_ancestors(index)`` when the caller already has it.  A node above
-        several written leaves is recomputed once per such leaf, each time from
-        the same (final) children, so the repeated writes agree.
+        ``index`` must be a 1-d long tensor of in-range leaf indices on the
+        tree's device and ``value`` a matching 1-d tensor in the tree's dtype
+        that gives every occurrence of a repeated index the same value;
+        ``parents`` is ``_parents(index)`` when the caller already has it.
         """
-        tree = self._tree
-        tree.index_copy_(0, index + self._size, value.to(tree.dtype))
-        if ancestors is None:
-            ancestors = self._ancestors(index)
-        pairs = tree.view(-1, 2)  # row k holds the children of node k
-        for node in ancestors:  # bottom level first
-            tree.index_copy_(0, node, self._combine(pairs.index_select(0, node)))
+        self._leaves.index_copy_(0, index, value)
+        if parents is None:
+            parents = self._parents(index)
+        for level, parent in enumerate(parents):
+            self._refresh(level, parent)
+        self._refresh_top()
 
     def _rebuild(self) -> None:
-        """Recompute every internal node from the leaves, one level at a time."""
-        tree = self._tree
-        tree[self._size + self.capacity :] = self._neutral
-        for level in reversed(range(self._depth)):
-            start, stop = 1 << level, 2 << level
-            tree[start:stop] = self._combine(tree[2 * start : 2 * stop].view(-1, 2))
+        """Reset the padding and recompute every internal node, one level at a time."""
+        self._leaves[self.capacity :] = self._neutral
+        for level in range(self._depth):
+            self._refresh(level, None)
+        self._refresh_top()
 
     # -- queries -------------------------------------------------------- #
     def reduce(self, start: int = 0, end: int | None = None) -> Tensor:
@@ -186,36 +267,45 @@ class _SegmentTree(abc.ABC):
                 f"got start={start}, end={end}"
             )
         if start == 0 and end == self.capacity:
-            return self._tree[1].clone()
-        # cover [start, end) with the O(log P) largest aligned nodes
-        nodes = []
-        low, high = start + self._size, end + self._size
-        while low < high:
-            if low & 1:
-                nodes.append(low)
-                low += 1
-            if high & 1:
-                high -= 1
-                nodes.append(high)
-            low >>= 1
-            high >>= 1
-        if not nodes:
+            return self._root[0].clone()
+        if start == end:
             return torch.tensor(self._neutral, dtype=self.dtype, device=self.device)
-        return self._reduce_all(self._tree[torch.tensor(nodes, device=self.device)])
+        cache = self._cover_cache
+        if cache is None or cache[0] != start or cache[1] != end:
+            cache = self._cover_cache = (start, end, *self._cover(start, end))
+        _, _, nodes, low, high = cache
+        top = self._top[low:high]
+        return self._reduce_all(torch.cat([self._tree.index_select(0, nodes), top]))
 
-    @abc.abstractmethod
-    def _reduce_all(self, values: Tensor) -> Tensor:
-        """Reduce a 1-d tensor to a 0-d tensor."""
+    def _cover(self, start: int, end: int) -> tuple[Tensor, int, int]:
+        """The nodes that exactly cover ``[start, end)``.
+
+        Returns the flat positions of the ``O(k log_k N)`` nodes below the top
+        level and the range ``[low, high)`` of top-level nodes.
+        """
+        k = self.branching
+        nodes: list[int] = []
+        low, high = start, end
+        for offset in self._offsets[:-1]:
+            up, down = -(-low // k) * k, high // k * k  # the whole groups are [up, down)
+            if up >= down:
+                nodes.extend(range(offset + low, offset + high))
+                low = high = 0
+                break
+            nodes.extend(range(offset + low, offset + up))
+            nodes.extend(range(offset + down, offset + high))
+            low, high = up // k, down // k
+        return torch.tensor(nodes, dtype=torch.long, device=self.device), low, high
 
     # -- state ---------------------------------------------------------- #
     def empty(self) -> None:
         """Reset every leaf to the neutral element."""
-        self._tree.fill_(self._neutral)
+        self._leaves.fill_(self._neutral)
+        self._rebuild()
 
     def state_dict(self) -> dict[str, Any]:
         """``{"capacity": int, "leaves": Tensor}``; internal nodes are rebuilt on load."""
-        leaves = self._tree[self._size : self._size + self.capacity].clone()
-        return {"capacity": self.capacity, "leaves": leaves}
+        return {"capacity": self.capacity, "leaves": self._leaves[: self.capacity].clone()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the leaves saved by ``state_dict`` (same capacity) and rebuild the tree."""
@@ -227,7 +317,7 @@ class _SegmentTree(abc.ABC):
                 f"{name}.load_state_dict: the state has capacity {capacity} and "
                 f"{tuple(leaves.shape)} leaves, this tree has capacity {self.capacity}"
             )
-        self._tree[self._size : self._size + self.capacity] = leaves.to(self._tree)
+        self._leaves[: self.capacity] = leaves.to(self._tree)
         self._rebuild()
 
     def __repr__(self) -> str:
@@ -251,6 +341,8 @@ class SumSegmentTree(_SegmentTree):
         dtype: a floating point dtype; ``float64`` keeps sums over millions of
             leaves accurate.
         device: where the tree lives.
+        branching: children per internal node (``>= 2``); a larger factor means
+            fewer levels, hence fewer tensor operations per call, on wider rows.
 
     Example:
         >>> import torch
@@ -261,15 +353,70 @@ class SumSegmentTree(_SegmentTree):
         (7.0, 2.0)
         >>> tree.find_prefixsum_idx(torch.tensor([0.0, 1.0, 2.9, 3.0, 6.9]))
         tensor([0, 1, 1, 3, 3])
+        >>> binary = SumSegmentTree(5, branching=2)
+        >>> binary[:] = torch.tensor([1.0, 2.0, 0.0, 4.0, 0.0])
+        >>> binary.find_prefixsum_idx(torch.tensor([0.0, 1.0, 2.9, 3.0, 6.9]))
+        tensor([0, 1, 1, 3, 3])
     """
 
     _neutral = 0.0
+    _searchable = True
 
-    def _combine(self, pairs: Tensor) -> Tensor:
-        return pairs.sum(-1)
+    def _refresh(self, level: int, parent: Tensor | None) -> None:
+        group = self._groups[level]
+        if parent is None:
+            torch.sum(group, 1, out=self._levels[level + 1][: self._counts[level + 1]])
+        else:
+            self._levels[level + 1].index_copy_(0, parent, group.index_select(0, parent).sum(1))
+
+    def _refresh_top(self) -> None:
+        cumsum = self._top_cumsum
+        torch.cumsum(self._top, 0, out=cumsum)  # the top row after its 0, then the root
+        head = cumsum[:-1]
+        head.masked_fill_(head >= self._root, math.inf)
+
+    def _rebuild(self) -> None:
+        self._top_row[0] = 0.0
+        super()._rebuild()
 
     def _reduce_all(self, values: Tensor) -> Tensor:
         return values.sum()
+
+    def _buffer(self, batch: int) -> tuple[Tensor, Tensor, Tensor]:
+        """A ``[batch, k + 1]`` scratch row whose first column is 0, its tail and last column."""
+        cache = self._scratch
+        if cache is None or cache[0].shape[0] != batch:
+            row = torch.zeros(batch, self.branching + 1, dtype=self.dtype, device=self.device)
+            cache = self._scratch = (row, row[:, 1:], row[:, -1:])
+        return cache
+
+    def _find(self, mass: Tensor, safe: bool = False) -> Tensor:
+        """Leaves for masses in ``[0, max finite]`` of shape ``[B, 1]``; ``mass`` is consumed.
+
+        Returns a 1-d long tensor of ``B`` leaves.  The root must be positive,
+        unless ``safe``: then an all-zero tree walks to some leaf without error.
+        """
+        top = self._top_row  # 0 first: the count is the child + 1
+        child = torch.searchsorted(top, mass, right=True).sub_(1)
+        node = child.view(-1)
+        if not self._depth:
+            return node
+        mass.sub_(top.index_select(0, node).view(-1, 1))
+        k = self.branching
+        row, tail, last = self._buffer(mass.shape[0])
+        for level in range(self._depth - 1, -1, -1):
+            torch.index_select(self._groups[level], 0, node, out=tail)
+            row.cumsum_(1)  # [0, running sums of the children]
+            # just below the total: the walk stops at the last positive child
+            torch.minimum(mass, torch.nextafter(last, self._zero), out=mass)
+            # compare and count rather than searchsorted: no branch to mispredict
+            child = (tail <= mass).sum(1, keepdim=True)
+            if safe:  # a zero row (only in an all-zero tree) counts k
+                child.clamp_(max=k - 1)
+            if level:
+                mass.sub_(row.gather(1, child))  # the running sum before the child
+            node = torch.add(child.view(-1), node, alpha=k)
+        return node
 
     def find_prefixsum_idx(self, mass: float | Tensor) -> Tensor:
         """For each mass, the leaf ``i`` where the prefix sum passes it.
@@ -279,8 +426,8 @@ class SumSegmentTree(_SegmentTree):
         probability ``v[i] / total``.  A leaf of value ``0`` is never returned
         when some leaf is positive: a mass of ``0`` skips leading zeros and a
         mass ``>= total`` (e.g. from float rounding) returns the last positive
-        leaf.  Negative masses count as ``0``.  With all leaves at ``0`` the
-        result is ``0``.
+        leaf.  Negative (and NaN) masses count as ``0``.  With all leaves at
+        ``0`` the result is ``0``.
 
         Args:
             mass: a scalar or a tensor of any shape.
@@ -298,21 +445,14 @@ class SumSegmentTree(_SegmentTree):
         """
         mass = torch.as_tensor(mass, dtype=self.dtype, device=self.device)
         shape = mass.shape
-        remaining = mass.reshape(-1).clamp_min(0.0)  # a fresh tensor: updated in place below
-        pairs = self._tree.view(-1, 2)
-        node = torch.ones(remaining.shape, dtype=torch.long, device=self.device)
-        for _ in range(self._depth):
-            left, right = pairs.index_select(0, node).unbind(1)
-            # go right when the mass is past the left subtree, unless the right one is empty:
-            # this keeps the walk inside positive subtrees whatever the rounding
-            go_right = (remaining >= left) & (right > 0)
-            remaining.sub_(left * go_right)
-            node = torch.add(go_right, node, alpha=2)
-        return (node - self._size).clamp_(max=self.capacity - 1).reshape(shape)
+        top = torch.finfo(self.dtype).max
+        remaining = torch.nan_to_num(mass.reshape(-1, 1), nan=0.0, posinf=top).clamp_min_(0.0)
+        found = self._find(remaining, safe=True).clamp_(max=self.capacity - 1)
+        return torch.where(self._root > 0, found, 0).reshape(shape)
 
 
 class MinSegmentTree(_SegmentTree):
-    """Values whose minimum over any range is an ``O(log P)`` query.
+    """Values whose minimum over any range is an ``O(log_k N)`` query.
 
     Unused leaves are ``+inf``.  Prioritized sampling uses it for the smallest
     priority, which gives the largest importance weight.
@@ -321,6 +461,7 @@ class MinSegmentTree(_SegmentTree):
         capacity: the number of leaves.
         dtype: a floating point dtype.
         device: where the tree lives.
+        branching: children per internal node (``>= 2``).
 
     Example:
         >>> import torch
@@ -331,12 +472,21 @@ class MinSegmentTree(_SegmentTree):
         >>> tree.update(torch.tensor([0, 2, 4, 2]), torch.tensor([5.0, 1.0, 3.0, 4.0]))
         >>> tree.reduce().item(), tree.reduce(0, 2).item(), tree[2].item()
         (3.0, 5.0, 4.0)
+        >>> MinSegmentTree(6, branching=2).branching
+        2
     """
 
     _neutral = math.inf
 
-    def _combine(self, pairs: Tensor) -> Tensor:
-        return pairs.amin(-1)
+    def _refresh(self, level: int, parent: Tensor | None) -> None:
+        group = self._groups[level]
+        if parent is None:
+            torch.amin(group, 1, out=self._levels[level + 1][: self._counts[level + 1]])
+        else:
+            self._levels[level + 1].index_copy_(0, parent, group.index_select(0, parent).amin(1))
+
+    def _refresh_top(self) -> None:
+        torch.amin(self._levels[-1], 0, keepdim=True, out=self._root)
 
     def _reduce_all(self, values: Tensor) -> Tensor:
         return values.amin()
