@@ -1,0 +1,35 @@
+"""rlbricks.envs: environments as TensorDict in / TensorDict out.
+
+Subclass :class:`EnvBase` (declare specs, implement ``_reset``, ``_step``,
+``_set_seed``) or wrap an existing simulator; ``rollout``, ``step_mdp`` and
+``check_env_specs`` work on any of them.  Small deterministic fakes for tests
+live in ``rlbricks.envs.testing``.
+
+Example:
+    >>> from rlbricks.envs import check_env_specs
+    >>> from rlbricks.envs.testing import CountingEnv
+    >>> env = CountingEnv(max_steps=4, batch_size=[2])
+    >>> check_env_specs(env)
+    >>> env.rollout(10).batch_size
+    torch.Size([2, 4])
+"""
+
+from rlbricks.envs._base import EnvBase
+from rlbricks.envs._base import done_spec_for
+from rlbricks.envs._checks import check_env_specs
+from rlbricks.envs._checks import step_spec
+from rlbricks.envs._errors import EnvError
+from rlbricks.envs._rollout import rollout
+from rlbricks.envs._step_mdp import step_mdp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EnvBase",
+    "EnvError",
+    "step_mdp",
+    "rollout",
+    "check_env_specs",
+    "step_spec",
+    "done_spec_for",
+]

@@ -1,0 +1,372 @@
+"""``EnvBase``: the environment interface, TensorDict in and TensorDict out."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from rlbricks.envs._errors import EnvError
+from rlbricks.envs._step_mdp import DONE_KEYS
+from rlbricks.envs._step_mdp import step_mdp
+from rlbricks.specs import Categorical
+from rlbricks.specs import Composite
+from rlbricks.specs import TensorSpec
+from rlbricks.specs import Unbounded
+from rlbricks.tensordict import TensorDict
+
+__all__ = ["EnvBase", "done_spec_for"]
+
+DeviceLike = torch.device | str | int | None
+
+
+def done_spec_for(batch_size: torch.Size, device: DeviceLike = None) -> Composite:
+    """The default done spec: ``done``, ``terminated`` and ``truncated``, bool ``[*batch, 1]``.
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.envs import done_spec_for
+        >>> sorted(done_spec_for(torch.Size([4])).keys())
+        ['done', 'terminated', 'truncated']
+    """
+    shape = (*batch_size, 1)
+    flags = {k: Categorical(2, shape=shape, dtype=torch.bool, device=device) for k in DONE_KEYS}
+    return Composite(flags, shape=batch_size, device=device)
+
+
+def fill_done(td: TensorDict, batch_size: torch.Size) -> TensorDict:
+    """Add the missing done flags so that ``done == terminated | truncated`` (in place)."""
+    flags = td._tensordict
+    done: Any = flags.get("done")
+    term: Any = flags.get("terminated")
+    trunc: Any = flags.get("truncated")
+    if done is not None and term is not None and trunc is not None:
+        return td
+    if term is None and trunc is None:
+        if done is None:
+            done = torch.zeros((*batch_size, 1), dtype=torch.bool, device=td.device)
+            td.set("done", done)
+        td.set("terminated", done.clone())
+        td.set("truncated", torch.zeros_like(done))
+    elif done is None:
+        if term is None:
+            term = torch.zeros_like(trunc)
+            td.set("terminated", term)
+        if trunc is None:
+            trunc = torch.zeros_like(term)
+            td.set("truncated", trunc)
+        td.set("done", term | trunc)
+    elif term is None:
+        td.set("terminated", done & ~trunc)
+    else:
+        td.set("truncated", done & ~term)
+    return td
+
+
+class EnvBase(abc.ABC):
+    """Base class of every environment: declare specs, implement three methods.
+
+    A subclass sets ``observation_spec``, ``action_spec`` and ``reward_spec``
+    (and optionally ``done_spec`` and ``state_spec``) in ``__init__`` and
+    implements:
+
+    * ``_reset(td)`` → a TensorDict with the first observation (``td`` is None,
+      or holds a ``"_reset"`` mask ``[*batch, 1]`` for partial resets of batched envs);
+    * ``_step(td)`` → a TensorDict with the next observation, ``"reward"`` and
+      any of ``"done"``/``"terminated"``/``"truncated"`` (the missing ones are
+      filled so that ``done = terminated | truncated``);
+    * ``_set_seed(seed)``.
+
+    Args:
+        batch_size: the env's batch shape (``()`` for a single env).
+        device: where the env's tensors live.
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.envs import EnvBase
+        >>> from rlbricks.specs import Bounded, Composite, Unbounded
+        >>> from rlbricks.tensordict import TensorDict
+        >>> class Drift(EnvBase):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.observation_spec = Composite(observation=Unbounded(shape=(1,)))
+        ...         self.action_spec = Bounded(-1.0, 1.0, shape=(1,))
+        ...         self.reward_spec = Unbounded(shape=(1,))
+        ...     def _reset(self, td):
+        ...         self.x = torch.zeros(1)
+        ...         return TensorDict({"observation": self.x.clone()})
+        ...     def _step(self, td):
+        ...         self.x = self.x + td["action"]
+        ...         return TensorDict({"observation": self.x.clone(), "reward": -self.x.abs(),
+        ...                            "terminated": self.x.abs() > 3})
+        ...     def _set_seed(self, seed):
+        ...         torch.manual_seed(seed)
+        >>> env = Drift()
+        >>> td = env.rollout(5, policy=lambda td: td.set("action", torch.ones(1)))
+        >>> td.batch_size, td["next", "observation"][:, 0].tolist()
+        (torch.Size([4]), [1.0, 2.0, 3.0, 4.0])
+    """
+
+    def __init__(self, *, batch_size: Any = (), device: DeviceLike = None) -> None:
+        self._batch_size = torch.Size(batch_size)
+        self._device = torch.device(device) if device is not None else torch.device("cpu")
+        bs = self._batch_size
+        self._observation_spec = Composite(shape=bs)
+        self._action_spec: TensorSpec[Any] | None = None
+        self._reward_spec: TensorSpec[Any] = Unbounded(shape=(*bs, 1), device=self._device)
+        self._done_spec = done_spec_for(bs, self._device)
+        self._state_spec = Composite(shape=bs)
+        self.is_closed = False
+
+    # ------------------------------------------------------------------ #
+    # shape, device, specs
+    # ------------------------------------------------------------------ #
+    @property
+    def batch_size(self) -> torch.Size:
+        """The env's batch shape: every spec and output starts with it."""
+        return self._batch_size
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the env's outputs."""
+        return self._device
+
+    def _check_spec(self, name: str, spec: TensorSpec[Any]) -> None:
+        bs = self._batch_size
+        if tuple(spec.shape[: len(bs)]) != tuple(bs):
+            raise EnvError(
+                f"{type(self).__name__}.{name} has shape {tuple(spec.shape)}, which does not start "
+                f"with the env's batch_size {tuple(bs)}"
+            )
+
+    @property
+    def observation_spec(self) -> Composite:
+        """Spec of the observation entries (a ``Composite``; a leaf spec is stored
+        under ``"observation"``)."""
+        return self._observation_spec
+
+    @observation_spec.setter
+    def observation_spec(self, spec: TensorSpec[Any]) -> None:
+        if not isinstance(spec, Composite):
+            spec = Composite(observation=spec, shape=self._batch_size)
+        self._check_spec("observation_spec", spec)
+        self._observation_spec = spec
+
+    @property
+    def action_spec(self) -> TensorSpec[Any]:
+        """Spec of ``"action"``."""
+        if self._action_spec is None:
+            raise EnvError(f"{type(self).__name__} declares no action_spec: set it in __init__")
+        return self._action_spec
+
+    @action_spec.setter
+    def action_spec(self, spec: TensorSpec[Any]) -> None:
+        self._check_spec("action_spec", spec)
+        self._action_spec = spec
+
+    @property
+    def reward_spec(self) -> TensorSpec[Any]:
+        """Spec of ``("next", "reward")``."""
+        return self._reward_spec
+
+    @reward_spec.setter
+    def reward_spec(self, spec: TensorSpec[Any]) -> None:
+        self._check_spec("reward_spec", spec)
+        self._reward_spec = spec
+
+    @property
+    def done_spec(self) -> Composite:
+        """Spec of ``"done"``, ``"terminated"`` and ``"truncated"``."""
+        return self._done_spec
+
+    @done_spec.setter
+    def done_spec(self, spec: TensorSpec[Any]) -> None:
+        if not isinstance(spec, Composite):
+            spec = Composite(done=spec, shape=self._batch_size)
+        self._check_spec("done_spec", spec)
+        full = done_spec_for(self._batch_size, self._device)
+        for key in spec:
+            full[key] = spec[key]
+        self._done_spec = full
+
+    @property
+    def state_spec(self) -> Composite:
+        """Spec of the inputs besides the action (e.g. a state to reset to)."""
+        return self._state_spec
+
+    @state_spec.setter
+    def state_spec(self, spec: Composite) -> None:
+        self._check_spec("state_spec", spec)
+        self._state_spec = spec
+
+    @property
+    def full_observation_spec(self) -> Composite:
+        """Same as ``observation_spec``."""
+        return self._observation_spec
+
+    @property
+    def full_action_spec(self) -> Composite:
+        """``Composite(action=action_spec)``."""
+        return Composite(action=self.action_spec, shape=self._batch_size)
+
+    @property
+    def full_reward_spec(self) -> Composite:
+        """``Composite(reward=reward_spec)``."""
+        return Composite(reward=self._reward_spec, shape=self._batch_size)
+
+    @property
+    def full_done_spec(self) -> Composite:
+        """Same as ``done_spec``."""
+        return self._done_spec
+
+    @property
+    def full_state_spec(self) -> Composite:
+        """Same as ``state_spec``."""
+        return self._state_spec
+
+    def fake_tensordict(self) -> TensorDict:
+        """A zero-filled TensorDict shaped like one step: root inputs plus ``"next"``."""
+        root = self._observation_spec.zero()
+        root.update(self._state_spec.zero())
+        root.update(self._done_spec.zero())
+        root.set("action", self.action_spec.zero())
+        nxt = self._observation_spec.zero()
+        nxt.update(self._done_spec.zero())
+        nxt.set("reward", self._reward_spec.zero())
+        root.set("next", nxt)
+        return root
+
+    # ------------------------------------------------------------------ #
+    # the three methods a subclass implements
+    # ------------------------------------------------------------------ #
+    @abc.abstractmethod
+    def _reset(self, tensordict: TensorDict | None) -> TensorDict:
+        """Return the first observation(s) (and optionally done flags)."""
+
+    @abc.abstractmethod
+    def _step(self, tensordict: TensorDict) -> TensorDict:
+        """Apply ``tensordict["action"]``; return observation, reward and done flags."""
+
+    @abc.abstractmethod
+    def _set_seed(self, seed: int) -> None:
+        """Seed the simulator."""
+
+    # ------------------------------------------------------------------ #
+    # public API
+    # ------------------------------------------------------------------ #
+    def reset(self, tensordict: TensorDict | None = None) -> TensorDict:
+        """Start new episodes; return the root TensorDict of the first step.
+
+        For batched envs, ``tensordict["_reset"]`` (bool ``[*batch, 1]``) restricts
+        the reset to some sub-envs: the others keep the values of ``tensordict``.
+        """
+        if self.is_closed:
+            raise EnvError(f"{type(self).__name__} is closed")
+        out = self._reset(tensordict)
+        if out.batch_size != self._batch_size:
+            raise EnvError(
+                f"{type(self).__name__}._reset returned batch_size {tuple(out.batch_size)}, "
+                f"expected {tuple(self._batch_size)}"
+            )
+        fill_done(out, self._batch_size)
+        if tensordict is not None and "_reset" in tensordict:
+            out = _merge_partial(tensordict, out)
+        return out
+
+    def step(self, tensordict: TensorDict) -> TensorDict:
+        """Apply ``tensordict["action"]``; write the result under ``tensordict["next"]``."""
+        nxt = self._step(tensordict)
+        fill_done(nxt, self._batch_size)
+        tensordict.set("next", nxt)
+        return tensordict
+
+    def step_and_maybe_reset(self, tensordict: TensorDict) -> tuple[TensorDict, TensorDict]:
+        """``step``, then the root of the next step with finished sub-envs already reset.
+
+        Returns:
+            ``(tensordict, next_root)``: the stepped TensorDict (with ``"next"``)
+            and the input of the following step.
+        """
+        tensordict = self.step(tensordict)
+        root = step_mdp(tensordict)
+        done = root._tensordict["done"]
+        if done.any():
+            if self._batch_size:
+                root.set("_reset", done)
+                root = self.reset(root)
+            else:
+                root = self.reset()
+        return tensordict, root
+
+    def rand_action(self, tensordict: TensorDict | None = None) -> TensorDict:
+        """Write a random ``"action"`` from the action spec into ``tensordict``."""
+        if tensordict is None:
+            tensordict = TensorDict(batch_size=self._batch_size, device=self._device)
+        tensordict.set("action", self.action_spec.rand())
+        return tensordict
+
+    def rand_step(self, tensordict: TensorDict | None = None) -> TensorDict:
+        """One ``step`` with a random action (resetting first when no input is given)."""
+        if tensordict is None:
+            tensordict = self.reset()
+        return self.step(self.rand_action(tensordict))
+
+    def rollout(
+        self,
+        max_steps: int,
+        policy: Callable[[TensorDict], TensorDict] | None = None,
+        *,
+        auto_reset: bool = True,
+        break_when_any_done: bool = True,
+        tensordict: TensorDict | None = None,
+    ) -> TensorDict:
+        """Run up to ``max_steps`` steps; return them stacked on a last time dim.
+
+        See :func:`rlbricks.envs.rollout` for the arguments.
+        """
+        from rlbricks.envs._rollout import rollout
+
+        return rollout(
+            self,
+            max_steps,
+            policy,
+            auto_reset=auto_reset,
+            break_when_any_done=break_when_any_done,
+            tensordict=tensordict,
+        )
+
+    def set_seed(self, seed: int) -> int:
+        """Seed the env; return the next seed to use for another env."""
+        self._set_seed(seed)
+        return seed + max(1, self._batch_size.numel())
+
+    def close(self) -> None:
+        """Release the simulator's resources (idempotent)."""
+        self.is_closed = True
+
+    def __enter__(self) -> EnvBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(batch_size={tuple(self._batch_size)}, device={self._device})"
+
+
+def _merge_partial(previous: TensorDict, reset: TensorDict) -> TensorDict:
+    """Sub-envs whose ``_reset`` is False keep ``previous``'s values."""
+    mask = previous.get("_reset")
+    out = previous.exclude("_reset")
+    for key, value in reset.items(include_nested=True, leaves_only=True):
+        old = previous.get(key, None)
+        if old is None or old.shape != value.shape:
+            out.set(key, value)
+            continue
+        m = mask.reshape(
+            mask.shape[: len(previous.batch_size)] + (1,) * (value.ndim - len(previous.batch_size))
+        )
+        out.set(key, torch.where(m, value, old))
+    return out
