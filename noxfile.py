@@ -78,6 +78,12 @@ def _pkg_path(name: str) -> str:
     return str(PACKAGES_DIR / name)
 
 
+def _pkg_with_extras(name: str) -> str:
+    """The package path with every extra it declares (so optional code paths are tested)."""
+    extras = sorted(_read_pyproject(name)["project"].get("optional-dependencies", {}))
+    return f"{_pkg_path(name)}[{','.join(extras)}]" if extras else _pkg_path(name)
+
+
 def _pytest(session: nox.Session, report: str, *args: str) -> None:
     REPORTS.mkdir(exist_ok=True)
     session.run(
@@ -129,7 +135,11 @@ def _make_isolated(name: str):
         closure = _closure(name)
         # one resolver call: the package, its sibling closure from local sources, test tools
         session.install(
-            "-c", "constraints/test.txt", *(_pkg_path(n) for n in closure), "pytest", "hypothesis"
+            "-c",
+            "constraints/test.txt",
+            *(_pkg_with_extras(n) if n == name else _pkg_path(n) for n in closure),
+            "pytest",
+            "hypothesis",
         )
         _assert_only_rlbricks(session, closure)
         tests = PACKAGES_DIR / name / "tests"
@@ -157,7 +167,7 @@ def together(session: nox.Session) -> None:
     session.install(
         "-c",
         "constraints/test.txt",
-        *(_pkg_path(n) for n in LEAVES),
+        *(_pkg_with_extras(n) for n in LEAVES),
         _pkg_path(META),
         "pytest",
         "hypothesis",
