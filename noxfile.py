@@ -258,7 +258,7 @@ def bench_tensordict(session: nox.Session) -> None:
 def bench_torchrl(session: nox.Session) -> None:
     """The other benchmarks beside torchrl (and the tensordict release it pairs with)."""
     session.install(
-        "-c", "constraints/bench-torchrl.txt", *(_pkg_path(n) for n in LEAVES), "torchrl"
+        "-c", "constraints/bench-torchrl.txt", *(_pkg_with_extras(n) for n in LEAVES), "torchrl"
     )
     scripts = sorted(
         p.name

@@ -18,8 +18,15 @@ from rlbricks.envs._base import EnvBase
 from rlbricks.envs._base import done_spec_for
 from rlbricks.envs._checks import check_env_specs
 from rlbricks.envs._checks import step_spec
+from rlbricks.envs._dm_control import DMControlEnv
+from rlbricks.envs._dm_control import DMControlWrapper
 from rlbricks.envs._errors import EnvError
+from rlbricks.envs._gym import GymEnv
+from rlbricks.envs._gym import GymWrapper
+from rlbricks.envs._gym_spaces import space_to_spec
+from rlbricks.envs._parallel import ParallelEnv
 from rlbricks.envs._rollout import rollout
+from rlbricks.envs._serial import SerialEnv
 from rlbricks.envs._step_mdp import step_mdp
 
 __version__ = "0.1.0"
@@ -32,4 +39,13 @@ __all__ = [
     "check_env_specs",
     "step_spec",
     "done_spec_for",
+    # batched envs
+    "SerialEnv",
+    "ParallelEnv",
+    # simulator wrappers (optional extras)
+    "GymEnv",
+    "GymWrapper",
+    "space_to_spec",
+    "DMControlEnv",
+    "DMControlWrapper",
 ]

@@ -149,9 +149,9 @@ class EnvBase(abc.ABC):
 
     @observation_spec.setter
     def observation_spec(self, spec: TensorSpec[Any]) -> None:
+        self._check_spec("observation_spec", spec)
         if not isinstance(spec, Composite):
             spec = Composite(observation=spec, shape=self._batch_size)
-        self._check_spec("observation_spec", spec)
         self._observation_spec = spec
 
     @property
@@ -183,9 +183,9 @@ class EnvBase(abc.ABC):
 
     @done_spec.setter
     def done_spec(self, spec: TensorSpec[Any]) -> None:
+        self._check_spec("done_spec", spec)
         if not isinstance(spec, Composite):
             spec = Composite(done=spec, shape=self._batch_size)
-        self._check_spec("done_spec", spec)
         full = done_spec_for(self._batch_size, self._device)
         for key in spec:
             full[key] = spec[key]
@@ -277,6 +277,8 @@ class EnvBase(abc.ABC):
 
     def step(self, tensordict: TensorDict) -> TensorDict:
         """Apply ``tensordict["action"]``; write the result under ``tensordict["next"]``."""
+        if self.is_closed:
+            raise EnvError(f"{type(self).__name__} is closed")
         nxt = self._step(tensordict)
         fill_done(nxt, self._batch_size)
         tensordict.set("next", nxt)
@@ -296,8 +298,12 @@ class EnvBase(abc.ABC):
             if self._batch_size:
                 root.set("_reset", done)
                 root = self.reset(root)
-            else:
-                root = self.reset()
+            else:  # keys the reset does not produce carry over, as for batched envs
+                fresh = self.reset()
+                for key, value in root.items():
+                    if key not in fresh._tensordict:
+                        fresh.set(key, value)
+                root = fresh
         return tensordict, root
 
     def rand_action(self, tensordict: TensorDict | None = None) -> TensorDict:

@@ -1,0 +1,164 @@
+"""Environment step throughput: rlbricks beside the raw gymnasium loop and torchrl.
+
+Cases (random actions, steps counted per sub-env):
+
+* CartPole-v1, one env: ``GymEnv.rollout`` vs a plain ``env.step`` loop.
+* CartPole-v1, 8-env sync vector: ``GymEnv(num_envs=8)`` vs ``gymnasium.make_vec``.
+* HalfCheetah-v5, 2 processes: ``ParallelEnv(2, GymEnv)`` vs gymnasium's ``AsyncVectorEnv(2)``.
+
+The raw gymnasium loop is the limit on this machine; torchrl's ``GymEnv`` /
+``ParallelEnv`` are timed when torchrl is installed. The table goes to
+``benchmarks/results/envs.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def steps_per_second(run: Callable[[int], Any], steps: int, repeat: int, per_call: int) -> float:
+    """Best of ``repeat`` runs of ``run(steps)``; ``per_call`` env steps per step."""
+    run(min(steps, 50))  # warm up
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run(steps)
+        best = min(best, time.perf_counter() - start)
+    return steps * per_call / best
+
+
+def raw_single(env_id: str) -> Callable[[int], None]:
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                env.reset()
+
+    return run
+
+
+def raw_vector(env_id: str, num_envs: int, mode: str) -> Callable[[int], None]:
+    if mode == "async":
+        venv: Any = gym.vector.AsyncVectorEnv([lambda: gym.make(env_id)] * num_envs)
+    else:
+        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
+    venv.reset(seed=0)
+    venv.action_space.seed(0)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            venv.step(venv.action_space.sample())
+
+    return run
+
+
+def rollout_runner(env: Any) -> Callable[[int], None]:
+    def run(n: int) -> None:
+        env.rollout(n, break_when_any_done=False)
+
+    return run
+
+
+def rlbricks_envs() -> dict[str, Any]:
+    from rlbricks.envs import GymEnv
+    from rlbricks.envs import ParallelEnv
+
+    return {
+        "single": GymEnv("CartPole-v1"),
+        "vector": GymEnv("CartPole-v1", num_envs=8),
+        "parallel": ParallelEnv(2, _halfcheetah_rlbricks),
+    }
+
+
+def _halfcheetah_rlbricks() -> Any:
+    from rlbricks.envs import GymEnv
+
+    return GymEnv("HalfCheetah-v5")
+
+
+def _halfcheetah_torchrl() -> Any:
+    from torchrl.envs import GymEnv
+
+    return GymEnv("HalfCheetah-v5")
+
+
+def torchrl_envs() -> tuple[str, dict[str, Any]] | None:
+    try:
+        import torchrl
+        from torchrl.envs import GymEnv
+        from torchrl.envs import ParallelEnv
+    except ImportError:
+        return None
+    envs = {
+        "single": GymEnv("CartPole-v1"),
+        "vector": GymEnv("CartPole-v1", num_envs=8),
+        "parallel": ParallelEnv(2, _halfcheetah_torchrl),
+    }
+    return f"torchrl {torchrl.__version__}", envs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cases = {
+        "single": ("CartPole-v1, 1 env", raw_single("CartPole-v1"), 1),
+        "vector": ("CartPole-v1, 8-env sync vector", raw_vector("CartPole-v1", 8, "sync"), 8),
+        "parallel": (
+            "HalfCheetah-v5, 2 processes",
+            raw_vector("HalfCheetah-v5", 2, "async"),
+            2,
+        ),
+    }
+    ours = rlbricks_envs()
+    incumbent = torchrl_envs()
+    if incumbent is None:
+        print("torchrl is not installed: its column is skipped")
+    steps = {"single": args.steps, "vector": args.steps // 4, "parallel": args.steps // 4}
+    head = ["case", "raw gymnasium (steps/s)", "rlbricks (steps/s)", "rlbricks / raw"]
+    if incumbent is not None:
+        head += [f"{incumbent[0]} (steps/s)", f"{incumbent[0].split()[0]} / raw"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, (label, raw, per_call) in cases.items():
+        n = steps[name]
+        raw_rate = steps_per_second(raw, n, args.repeat, per_call)
+        our_rate = steps_per_second(rollout_runner(ours[name]), n, args.repeat, per_call)
+        row = [label, f"{raw_rate:,.0f}", f"{our_rate:,.0f}", f"{our_rate / raw_rate:.2f}"]
+        if incumbent is not None:
+            their = steps_per_second(rollout_runner(incumbent[1][name]), n, args.repeat, per_call)
+            row += [f"{their:,.0f}", f"{their / raw_rate:.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    for env in ours.values():
+        env.close()
+    if incumbent is not None:
+        for env in incumbent[1].values():
+            env.close()
+    header = (
+        f"torch {torch.__version__}, gymnasium {gym.__version__}, Python "
+        f"{platform.python_version()}, {platform.machine()}, random actions, best of "
+        f"{args.repeat} runs"
+    )
+    text = "\n".join(["# Environments", "", header, "", *lines, ""])
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "envs.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

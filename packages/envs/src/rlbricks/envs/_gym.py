@@ -1,0 +1,380 @@
+"""``GymWrapper`` / ``GymEnv``: gymnasium envs (single or vector) as rlbricks envs.
+
+Vector envs and episode boundaries: gymnasium 1.x vector envs auto-reset by
+default on the *next* step (``AutoresetMode.NEXT_STEP``), which glues two
+episodes into one transition. rlbricks resets explicitly instead
+(``step_and_maybe_reset`` → ``reset`` with a ``"_reset"`` mask), so the
+vector envs built by :class:`GymEnv` use ``AutoresetMode.DISABLED`` and
+partial resets go through ``reset(options={"reset_mask": ...})``: ``step``
+always returns the true last observation of an episode and ``reset`` the
+first one of the next — no observation is lost or shifted.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlbricks.envs._base import DeviceLike
+from rlbricks.envs._base import EnvBase
+from rlbricks.envs._errors import EnvError
+from rlbricks.envs._gym_spaces import space_to_spec
+from rlbricks.envs._gym_spaces import space_value_to_tensor
+from rlbricks.envs._gym_spaces import tensor_to_space_value
+from rlbricks.envs._gym_spaces import torch_dtype
+from rlbricks.specs import Bounded
+from rlbricks.specs import Composite
+from rlbricks.specs import TensorSpec
+from rlbricks.specs import Unbounded
+from rlbricks.tensordict import TensorDict
+
+__all__ = ["GymEnv", "GymWrapper"]
+
+
+def _import_gym(owner: str) -> Any:
+    try:
+        import gymnasium
+    except ImportError:
+        raise ImportError(f'{owner} needs gymnasium: pip install "rlbricks-envs[gym]"') from None
+    return gymnasium
+
+
+def _frame_skip_wrapper(gym: Any, env: Any, frame_skip: int) -> Any:
+    """A gymnasium wrapper repeating the action ``frame_skip`` times (for vector sub-envs)."""
+
+    class FrameSkip(gym.Wrapper):
+        def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+            total = 0.0
+            for _ in range(frame_skip):
+                obs, reward, terminated, truncated, info = self.env.step(action)
+                total += float(reward)
+                if terminated or truncated:
+                    break
+            return obs, total, terminated, truncated, info
+
+    return FrameSkip(env)
+
+
+class GymWrapper(EnvBase):
+    """Wrap a ``gymnasium.Env`` or a ``gymnasium.vector.VectorEnv``.
+
+    Keys: a non-dict observation is written under ``"observation"``, a
+    ``Dict`` observation keeps its keys (nested); ``"reward"`` is float32
+    ``[*batch, 1]``; ``"terminated"``/``"truncated"`` come from gymnasium and
+    ``done = terminated | truncated``. A vector env gives
+    ``batch_size=[num_envs]``.
+
+    Specs are complete after construction. When ``from_pixels`` or
+    ``info_keys`` are given, the constructor probes the env once (a reset,
+    plus one random step for ``info_keys``) to learn the image shape and the
+    shape/dtype of each info entry; an info entry that the probe does not see
+    is declared as a float32 scalar and written as 0 when absent.
+
+    A wrapped vector env must use ``AutoresetMode.DISABLED`` (what
+    :class:`GymEnv` builds): finished sub-envs are reset by ``reset`` with a
+    ``"_reset"`` mask, so no transition spans two episodes.
+
+    Args:
+        env: the gymnasium env (single or vector).
+        categorical_action_encoding: ``Discrete`` actions as indices
+            (``Categorical``) instead of one-hot (``OneHot``).
+        from_pixels: also write ``"pixels"`` (uint8 ``[*batch, H, W, 3]``)
+            from ``env.render()``; the env needs ``render_mode="rgb_array"``.
+        pixels_only: with ``from_pixels``, drop the state observation.
+        frame_skip: repeat each action this many times (stopping at the end
+            of an episode) and sum the rewards. For a vector env it must be
+            applied per sub-env: use ``GymEnv(..., num_envs=n, frame_skip=k)``.
+        info_keys: info entries copied as tensors into the observation.
+        device: device of the output tensors.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> from rlbricks.envs import GymWrapper
+        >>> env = GymWrapper(gym.make("CartPole-v1"), categorical_action_encoding=True)
+        >>> _ = env.set_seed(0)
+        >>> td = env.rollout(5)
+        >>> td["next", "observation"].shape, td["action"].shape
+        (torch.Size([5, 4]), torch.Size([5]))
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        *,
+        categorical_action_encoding: bool = False,
+        from_pixels: bool = False,
+        pixels_only: bool = False,
+        frame_skip: int = 1,
+        info_keys: Sequence[str] = (),
+        device: DeviceLike = None,
+    ) -> None:
+        gym = _import_gym(type(self).__name__)
+        self._vector = isinstance(env, gym.vector.VectorEnv)
+        batch_size = (env.num_envs,) if self._vector else ()
+        super().__init__(batch_size=batch_size, device=device)
+        if frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+        if pixels_only and not from_pixels:
+            raise ValueError("pixels_only=True needs from_pixels=True")
+        if self._vector:
+            mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+            if mode != gym.vector.AutoresetMode.DISABLED:
+                raise EnvError(
+                    f"GymWrapper needs a vector env with autoreset disabled, got {mode}: build it "
+                    "with gymnasium.make_vec(..., vector_kwargs={'autoreset_mode': "
+                    "gymnasium.vector.AutoresetMode.DISABLED}) or use GymEnv(env_id, num_envs=n)"
+                )
+            if frame_skip > 1:
+                raise ValueError(
+                    "frame_skip > 1 on a vector env must be applied per sub-env: "
+                    "use GymEnv(env_id, num_envs=n, frame_skip=k)"
+                )
+        if from_pixels and env.render_mode != "rgb_array":
+            raise EnvError(
+                f"from_pixels=True needs render_mode='rgb_array', the env has {env.render_mode!r}: "
+                "pass render_mode='rgb_array' to gymnasium.make"
+            )
+        self.env = env
+        self.from_pixels = from_pixels
+        self.pixels_only = pixels_only
+        self.frame_skip = frame_skip
+        self.info_keys = tuple(info_keys)
+        self._seed: int | None = None
+        self._obs_space = env.single_observation_space if self._vector else env.observation_space
+        self._act_space = env.single_action_space if self._vector else env.action_space
+        bs = self.batch_size
+        dev = self.device
+        self.action_spec = space_to_spec(
+            self._act_space,
+            batch_size=bs,
+            categorical_action_encoding=categorical_action_encoding,
+            device=dev,
+        )
+        self.reward_spec = Unbounded(shape=(*bs, 1), device=dev)
+        obs_spec = Composite(shape=bs, device=dev)
+        if not pixels_only:
+            spec = space_to_spec(
+                self._obs_space, batch_size=bs, categorical_action_encoding=True, device=dev
+            )
+            if _is_dict_space(self._obs_space):
+                obs_spec.update(spec)  # type: ignore[arg-type]
+            else:
+                obs_spec["observation"] = spec
+        if from_pixels or self.info_keys:
+            self._probe(obs_spec)
+        self.observation_spec = obs_spec
+
+    # ------------------------------------------------------------------ #
+    # helpers
+    # ------------------------------------------------------------------ #
+    def _probe(self, obs_spec: Composite) -> None:
+        """Learn the pixel shape and the info specs from one reset (and step)."""
+        bs = self.batch_size
+        _, info = self.env.reset()
+        seen: dict[str, Any] = {}
+        if self.from_pixels:
+            pixels = self._render()
+            obs_spec["pixels"] = Bounded(
+                0, 255, shape=pixels.shape, device=self.device, dtype=torch.uint8
+            )
+        if self.info_keys:
+            seen.update(self._info_arrays(info))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                *_, info = self.env.step(self.env.action_space.sample())
+            seen.update(self._info_arrays(info))
+        self._info_specs: dict[str, TensorSpec[Any]] = {}
+        for key in self.info_keys:
+            array = seen.get(key)
+            if array is None:
+                spec: TensorSpec[Any] = Unbounded(shape=bs, device=self.device)
+            else:
+                shape = array.shape if self._vector else (*bs, *array.shape)
+                spec = Unbounded(shape=shape, device=self.device, dtype=torch_dtype(array.dtype))
+            self._info_specs[key] = spec
+            obs_spec[key] = spec
+
+    def _info_arrays(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {k: np.asarray(info[k]) for k in self.info_keys if k in info}
+
+    def _render(self) -> torch.Tensor:
+        frames = self.env.render()
+        if self._vector:
+            frames = np.stack(frames)
+        return torch.as_tensor(np.ascontiguousarray(frames), device=self.device)
+
+    def _observation(self, obs: Any, info: dict[str, Any]) -> TensorDict:
+        out = TensorDict(batch_size=self.batch_size, device=self.device)
+        if not self.pixels_only:
+            value = space_value_to_tensor(obs, self._obs_space, self.device)
+            if _is_dict_space(self._obs_space):
+                out.update(value)
+            else:
+                out.set("observation", value)
+        if self.from_pixels:
+            out.set("pixels", self._render())
+        for key in self.info_keys:
+            spec = self._info_specs[key]
+            value = info.get(key)
+            if value is None:
+                out.set(key, spec.zero())
+                continue
+            tensor = torch.as_tensor(np.asarray(value), device=self.device).to(spec.dtype)
+            present = info.get("_" + key) if self._vector else None
+            if present is not None:
+                mask = torch.as_tensor(np.asarray(present), device=self.device)
+                mask = mask.reshape(mask.shape + (1,) * (tensor.ndim - mask.ndim))
+                tensor = torch.where(mask, tensor, torch.zeros((), dtype=spec.dtype))
+            out.set(key, tensor.reshape(spec.shape))
+        return out
+
+    # ------------------------------------------------------------------ #
+    # EnvBase
+    # ------------------------------------------------------------------ #
+    def _reset(self, tensordict: TensorDict | None) -> TensorDict:
+        seed, self._seed = self._seed, None
+        if self._vector and tensordict is not None and "_reset" in tensordict:
+            mask = tensordict.get("_reset").reshape(self.batch_size).cpu().numpy().astype(bool)
+            if not mask.any():
+                return self.observation_spec.zero()
+            obs, info = self.env.reset(seed=seed, options={"reset_mask": mask})
+        else:
+            obs, info = self.env.reset(seed=seed)
+        return self._observation(obs, info)
+
+    def _step(self, tensordict: TensorDict) -> TensorDict:
+        action = tensor_to_space_value(tensordict.get("action"), self._act_space, self.action_spec)
+        if self._vector or self.frame_skip == 1:
+            obs, reward, terminated, truncated, info = self.env.step(action)
+        else:
+            reward = 0.0
+            for _ in range(self.frame_skip):
+                obs, r, terminated, truncated, info = self.env.step(action)
+                reward += float(r)
+                if terminated or truncated:
+                    break
+        shape = (*self.batch_size, 1)
+        out = self._observation(obs, info)
+        dev = self.device
+        out.set(
+            "reward", torch.as_tensor(np.asarray(reward, np.float32), device=dev).reshape(shape)
+        )
+        out.set(
+            "terminated", torch.as_tensor(np.asarray(terminated, bool), device=dev).reshape(shape)
+        )
+        out.set(
+            "truncated", torch.as_tensor(np.asarray(truncated, bool), device=dev).reshape(shape)
+        )
+        return out
+
+    def _set_seed(self, seed: int) -> None:
+        self._seed = seed
+        self.env.action_space.seed(seed)
+
+    def close(self) -> None:
+        """Close the gymnasium env (idempotent)."""
+        if not self.is_closed:
+            self.env.close()
+        super().close()
+
+
+class GymEnv(GymWrapper):
+    """Build a gymnasium env by id (``gymnasium.make`` / ``gymnasium.make_vec``) and wrap it.
+
+    Args:
+        env_id: a registered id, e.g. ``"CartPole-v1"``, ``"HalfCheetah-v5"``,
+            ``"ALE/Pong-v5"`` (Atari ids register ``ale_py`` automatically).
+        num_envs: build a vector env of that many sub-envs
+            (``batch_size=[num_envs]``); ``None`` builds a single env.
+        vectorization_mode: ``"sync"`` (sub-envs in this process) or
+            ``"async"`` (one worker process per sub-env).
+        from_pixels: write ``"pixels"`` rendered with ``render_mode="rgb_array"``.
+        pixels_only: drop the state observation.
+        frame_skip: repeat each action (per sub-env for vector envs).
+        categorical_action_encoding: ``Discrete`` actions as indices.
+        info_keys: info entries copied into the observation.
+        device: device of the output tensors.
+        **make_kwargs: forwarded to ``gymnasium.make`` (per sub-env for vector envs).
+
+    Raises:
+        ImportError: gymnasium is not installed (the message names the extra).
+
+    Example:
+        >>> from rlbricks.envs import GymEnv
+        >>> env = GymEnv("CartPole-v1", num_envs=2)
+        >>> _ = env.set_seed(0)
+        >>> td = env.rollout(10, break_when_any_done=False)
+        >>> td.batch_size, td["next", "reward"].shape
+        (torch.Size([2, 10]), torch.Size([2, 10, 1]))
+        >>> env.close()
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int | None = None,
+        vectorization_mode: str = "sync",
+        *,
+        from_pixels: bool = False,
+        pixels_only: bool = False,
+        frame_skip: int = 1,
+        categorical_action_encoding: bool = False,
+        info_keys: Sequence[str] = (),
+        device: DeviceLike = None,
+        **make_kwargs: Any,
+    ) -> None:
+        gym = _import_gym(type(self).__name__)
+        if env_id.startswith("ALE/"):
+            try:
+                import ale_py
+            except ImportError:
+                raise ImportError(f"{env_id} needs ale-py: pip install ale-py") from None
+            gym.register_envs(ale_py)
+        if from_pixels:
+            make_kwargs.setdefault("render_mode", "rgb_array")
+        self.env_id = env_id
+        if num_envs is None:
+            env = gym.make(env_id, **make_kwargs)
+            skip = frame_skip
+        else:
+            if vectorization_mode not in ("sync", "async"):
+                raise ValueError(
+                    f"vectorization_mode must be 'sync' or 'async', got {vectorization_mode!r}"
+                )
+            wrappers = []
+            if frame_skip > 1:
+                wrappers.append(lambda e: _frame_skip_wrapper(gym, e, frame_skip))
+            env = gym.make_vec(
+                env_id,
+                num_envs=num_envs,
+                vectorization_mode=vectorization_mode,
+                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED},
+                wrappers=wrappers or None,
+                **make_kwargs,
+            )
+            skip = 1
+        try:
+            super().__init__(
+                env,
+                categorical_action_encoding=categorical_action_encoding,
+                from_pixels=from_pixels,
+                pixels_only=pixels_only,
+                frame_skip=skip,
+                info_keys=info_keys,
+                device=device,
+            )
+        except BaseException:
+            env.close()
+            raise
+        self.frame_skip = frame_skip
+
+    def __repr__(self) -> str:
+        return f"GymEnv({self.env_id!r}, batch_size={tuple(self.batch_size)}, device={self.device})"
+
+
+def _is_dict_space(space: Any) -> bool:
+    return any(cls.__name__ == "Dict" for cls in type(space).__mro__)
