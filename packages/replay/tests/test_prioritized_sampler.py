@@ -308,6 +308,46 @@ def test_repr() -> None:
     )
 
 
+def test_rows_past_the_storage_do_not_change_draws_or_weights() -> None:
+    # with nothing written at or past len(storage) the trees' roots are the totals over
+    # the valid rows; a priority set past it switches to range queries, same results
+    priority = torch.tensor([3.0, 0.0, 1.0, 5.0, 2.0, 4.0, 0.0, 1.0])
+    plain = _filled(priority, capacity=32, alpha=1.0, beta=0.6, eps=0.0)
+    past = _filled(priority, capacity=32, alpha=1.0, beta=0.6, eps=0.0)
+    past.update_priority(torch.tensor([20, 9]), torch.tensor([1000.0, 0.5]))
+    for n in (3, 8):
+        torch.manual_seed(n)
+        index, info = plain.sample(Rows(n, 32), 3000)
+        torch.manual_seed(n)
+        index2, info2 = past.sample(Rows(n, 32), 3000)
+        assert torch.equal(index, index2)
+        assert torch.equal(info["_weight"], info2["_weight"])
+        assert int(index.max()) < n
+        assert bool((priority[index] > 0).all())
+
+
+def test_filling_large_buffer() -> None:
+    # 20_000 rows: a tree with a level below its top; rows arrive in chunks
+    gen = torch.Generator().manual_seed(0)
+    sampler = PrioritizedSampler(20_000, alpha=0.7, beta=0.5, eps=0.0)
+    priority = torch.rand(20_000, generator=gen, dtype=torch.float64) * 4
+    priority[torch.rand(20_000, generator=gen) < 0.3] = 0.0
+    start = 0
+    for end in (1_000, 7_000, 20_000):
+        rows = torch.arange(start, end)
+        start = end
+        sampler.extend(rows)
+        sampler.update_priority(rows, priority[rows])
+        torch.manual_seed(end)
+        index, info = sampler.sample(Rows(end, 20_000), 4096)
+        assert int(index.max()) < end
+        assert bool((priority[index] > 0).all())
+        q = priority[:end] ** 0.7
+        q_min = q[q > 0].min()
+        expected = (q[index] / q_min) ** -0.5
+        torch.testing.assert_close(info["_weight"], expected.float())
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.integers(1, 40),

@@ -172,7 +172,7 @@ class PrioritizedSampler(Sampler):
 
     def _as_dtype(self, value: float | Tensor) -> float:
         """``value`` rounded to the trees' dtype, as a Python float."""
-        return float(torch.as_tensor(value).to(self.dtype))
+        return float(torch.as_tensor(value, dtype=self.dtype))
 
     # -- sampling ------------------------------------------------------- #
     def sample(self, storage: Storage, batch_size: int) -> tuple[Tensor, dict[str, Any]]:

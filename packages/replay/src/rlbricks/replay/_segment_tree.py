@@ -4,26 +4,31 @@ A tree has a branching factor ``k`` (``branching``, 16 by default) and one
 tensor per level.  Level ``0`` holds the leaves, padded with the reduction's
 neutral element (``0`` for a sum, ``+inf`` for a min) to a multiple of ``k``;
 node ``i`` of level ``j + 1`` is the reduction of nodes ``k*i .. k*i + k - 1``
-of level ``j``, so ``level[j].view(-1, k)`` has one row of children per node of
-level ``j + 1``.  Levels shrink by ``k`` until one is small enough to be handled
-whole (at most ``min(k**3, 4096)`` nodes, and at least ``k`` allowed): that top
-level is not padded and its reduction is the root.  Padding never changes a
-result, and ``N`` leaves take about ``N * k / (k - 1)`` values.
+of level ``j``, so ``level[j].view(-1, k)`` holds the children of level ``j + 1``
+one row per node.  Levels shrink by ``k`` until one holds at most
+``min(k**4, 8192)`` nodes (``k`` at least): that top level, unpadded, is handled
+with whole-tensor operations, which on so few values cost less than the
+per-level work of more levels, and its reduction is the root.  Padding never
+changes a result; ``N`` leaves take about ``N * k / (k - 1)`` values.  All the
+levels (and the root) are views into one flat tensor, ``_tree``.
 
 Every operation is batched over a tensor of indices and costs ``O(log_k N)``
-tensor operations whatever the batch size (plus whole-tensor operations on the
-small top level): a write copies the leaves, then, level by level, gathers the
-``k`` children of every touched node and recomputes it from them, so an internal
-node is always exactly the reduction of its children (a node above several
-written leaves is recomputed from the same final children each time, and the
-copies agree).  ``SumSegmentTree.find_prefixsum_idx`` walks all masses down at
-once: per level it gathers the children of the current nodes (``[B, k]``), takes
-their running sums and counts those ``<= mass`` with ``searchsorted``.  The
-mass is first clamped just below the row's total, so the walk never takes a
-zero child while a later one is positive, nor one past the last positive child,
-whatever the rounding.  For the top level the sum tree keeps that search row
-ready: ``0``, then the running sums with those that already reached the total
-replaced by ``+inf``.
+tensor operations whatever the batch size.  A write copies the leaves, then,
+level by level, gathers the ``k`` children of every touched node and
+recomputes it from them, so an internal node is always exactly the reduction of
+its children (a node above several written leaves is recomputed from the same
+final children each time, and the copies agree); the top level is then reduced
+whole.  ``SumSegmentTree.find_prefixsum_idx`` walks all masses down at once.
+Each level gathers the children of the current nodes (``[B, k]``), takes their
+running sums and counts those ``<= mass``: the count is the child to descend
+to, and the running sum before it is subtracted from the mass.  The mass is
+first clamped just below the row's total, so the walk never stops at a zero
+child while a later one is positive, nor goes past the last positive child,
+whatever the rounding.  Counting with a comparison avoids the mispredicted
+branches of a binary search on random masses; the wide top level is searched
+with ``searchsorted`` on a row the sum tree keeps ready: ``0``, then the
+running sums of the top level, where those that already reached the total are
+replaced by ``+inf`` (which again rules out zero nodes).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ IndexLike = int | Sequence[int] | slice | Tensor
 DeviceLike = torch.device | str | int | None
 
 _STAMP_LIMIT = 2**31 - 1  # the write stamps are int32: restart them before they overflow
-_TOP_SIZE = 4096  # the top level may hold up to min(k**3, _TOP_SIZE) nodes
+_TOP_SIZE = 8192  # the top level may hold up to min(k**4, _TOP_SIZE) nodes
+_SCRATCH_ROWS = 4096  # SumSegmentTree keeps its search scratch for batches up to this size
 
 
 class _SegmentTree(abc.ABC):
@@ -68,7 +74,7 @@ class _SegmentTree(abc.ABC):
             raise TypeError(f"{name}: dtype must be a floating point dtype, got {dtype}")
         self.capacity = capacity
         self.branching = k = branching
-        top = max(k, min(k**3, _TOP_SIZE))
+        top = max(k, min(k**4, _TOP_SIZE))
         counts = [capacity]  # real nodes per level, leaves first
         while counts[-1] > top:
             counts.append(-(-counts[-1] // k))
@@ -98,7 +104,7 @@ class _SegmentTree(abc.ABC):
         self._root = self._tree[start : start + 1]
         # ancestors of leaf i: i >> (log2(k) * level) for a power of two, else i // k**level
         powers = [k ** (j + 1) for j in range(depth)]
-        self._shift = k & (k - 1) == 0
+        self._shift = (k & (k - 1)) == 0
         self._steps = torch.tensor(
             [[(p.bit_length() - 1) if self._shift else p] for p in powers],
             dtype=torch.long,
@@ -107,8 +113,6 @@ class _SegmentTree(abc.ABC):
         self._stamps: Tensor | None = None  # lazily allocated by _last_values
         self._stamp = 0
         self._cover_cache: tuple[int, int, Tensor, int, int] | None = None
-        self._scratch: tuple[Tensor, Tensor, Tensor] | None = None  # see SumSegmentTree._buffer
-        self._zero = torch.zeros((), dtype=dtype, device=self._tree.device)
         self._rebuild()
 
     # -- level refresh (subclasses) -------------------------------------- #
@@ -229,9 +233,7 @@ class _SegmentTree(abc.ABC):
         parents = index >> self._steps if self._shift else index // self._steps
         return parents.unbind(0)
 
-    def _write(
-        self, index: Tensor, value: Tensor, parents: Sequence[Tensor] | None = None
-    ) -> None:
+    def _write(self, index: Tensor, value: Tensor, parents: Sequence[Tensor] | None = None) -> None:
         """Write leaves without checks.
 
         ``index`` must be a 1-d long tensor of in-range leaf indices on the
@@ -362,6 +364,18 @@ class SumSegmentTree(_SegmentTree):
     _neutral = 0.0
     _searchable = True
 
+    def __init__(
+        self,
+        capacity: int,
+        dtype: torch.dtype = torch.float64,
+        device: DeviceLike = None,
+        *,
+        branching: int = 16,
+    ) -> None:
+        super().__init__(capacity, dtype, device, branching=branching)
+        self._scratch: tuple[Tensor, Tensor, Tensor] | None = None  # see _buffer
+        self._zero = torch.zeros((), dtype=dtype, device=self.device)
+
     def _refresh(self, level: int, parent: Tensor | None) -> None:
         group = self._groups[level]
         if parent is None:
@@ -383,20 +397,25 @@ class SumSegmentTree(_SegmentTree):
         return values.sum()
 
     def _buffer(self, batch: int) -> tuple[Tensor, Tensor, Tensor]:
-        """A ``[batch, k + 1]`` scratch row whose first column is 0, its tail and last column."""
+        """Scratch rows ``[batch, k + 1]`` whose first column is 0, with their tail and last column.
+
+        The last one (up to ``_SCRATCH_ROWS`` rows) is kept for the next search.
+        """
         cache = self._scratch
         if cache is None or cache[0].shape[0] != batch:
             row = torch.zeros(batch, self.branching + 1, dtype=self.dtype, device=self.device)
-            cache = self._scratch = (row, row[:, 1:], row[:, -1:])
+            cache = (row, row[:, 1:], row[:, -1:])
+            if batch <= _SCRATCH_ROWS:
+                self._scratch = cache
         return cache
 
     def _find(self, mass: Tensor, safe: bool = False) -> Tensor:
-        """Leaves for masses in ``[0, max finite]`` of shape ``[B, 1]``; ``mass`` is consumed.
+        """The leaves of finite masses ``>= 0`` of shape ``[B, 1]``, which are consumed.
 
         Returns a 1-d long tensor of ``B`` leaves.  The root must be positive,
         unless ``safe``: then an all-zero tree walks to some leaf without error.
         """
-        top = self._top_row  # 0 first: the count is the child + 1
+        top = self._top_row  # starts with 0: the count is the child + 1
         child = torch.searchsorted(top, mass, right=True).sub_(1)
         node = child.view(-1)
         if not self._depth:
@@ -426,8 +445,10 @@ class SumSegmentTree(_SegmentTree):
         probability ``v[i] / total``.  A leaf of value ``0`` is never returned
         when some leaf is positive: a mass of ``0`` skips leading zeros and a
         mass ``>= total`` (e.g. from float rounding) returns the last positive
-        leaf.  Negative (and NaN) masses count as ``0``.  With all leaves at
-        ``0`` the result is ``0``.
+        leaf (passing over leaves so small that they do not change the running
+        sums, which are below the rounding error of the sum before them).
+        Negative (and NaN) masses count as ``0``.  With all leaves at ``0``
+        the result is ``0``.
 
         Args:
             mass: a scalar or a tensor of any shape.
@@ -461,7 +482,7 @@ class MinSegmentTree(_SegmentTree):
         capacity: the number of leaves.
         dtype: a floating point dtype.
         device: where the tree lives.
-        branching: children per internal node (``>= 2``).
+        branching: children per internal node (``>= 2``), see ``SumSegmentTree``.
 
     Example:
         >>> import torch
@@ -472,8 +493,10 @@ class MinSegmentTree(_SegmentTree):
         >>> tree.update(torch.tensor([0, 2, 4, 2]), torch.tensor([5.0, 1.0, 3.0, 4.0]))
         >>> tree.reduce().item(), tree.reduce(0, 2).item(), tree[2].item()
         (3.0, 5.0, 4.0)
-        >>> MinSegmentTree(6, branching=2).branching
-        2
+        >>> binary = MinSegmentTree(6, branching=2)
+        >>> binary[[1, 4, 5]] = torch.tensor([2.0, 7.0, 6.0])
+        >>> binary.reduce(2, 6).item(), binary.reduce(2, 4).item()
+        (6.0, inf)
     """
 
     _neutral = math.inf
