@@ -281,7 +281,14 @@ class EnvBase(abc.ABC):
             raise EnvError(f"{type(self).__name__} is closed")
         nxt = self._step(tensordict)
         fill_done(nxt, self._batch_size)
-        tensordict.set("next", nxt)
+        if (
+            nxt.__class__ is TensorDict
+            and nxt._batch_size == tensordict._batch_size
+            and (tensordict._device is None or nxt._device == tensordict._device)
+        ):  # what ``set`` would check: store it as is
+            tensordict._tensordict["next"] = nxt
+        else:
+            tensordict.set("next", nxt)
         return tensordict
 
     def step_and_maybe_reset(self, tensordict: TensorDict) -> tuple[TensorDict, TensorDict]:
@@ -293,8 +300,8 @@ class EnvBase(abc.ABC):
         """
         tensordict = self.step(tensordict)
         root = step_mdp(tensordict)
-        done = root._tensordict["done"]
-        if done.any():
+        done: Any = root._tensordict["done"]
+        if done.item() if done.numel() == 1 else done.any():
             if self._batch_size:
                 root.set("_reset", done)
                 root = self.reset(root)
@@ -364,6 +371,9 @@ class EnvBase(abc.ABC):
 
 def _merge_partial(previous: TensorDict, reset: TensorDict) -> TensorDict:
     """Sub-envs whose ``_reset`` is False keep ``previous``'s values."""
+    fast = _merge_flat(previous, reset)
+    if fast is not None:
+        return fast
     mask = previous.get("_reset")
     out = previous.exclude("_reset")
     for key, value in reset.items(include_nested=True, leaves_only=True):
@@ -376,3 +386,37 @@ def _merge_partial(previous: TensorDict, reset: TensorDict) -> TensorDict:
         )
         out.set(key, torch.where(m, value, old))
     return out
+
+
+def _merge_flat(previous: TensorDict, reset: TensorDict) -> TensorDict | None:
+    """``_merge_partial`` for one-level TensorDicts of tensors (None otherwise)."""
+    if previous._batch_size != reset._batch_size or (
+        previous._device is not None and previous._device != reset._device
+    ):
+        return None
+    source = previous._tensordict
+    mask = source.get("_reset")
+    if mask.__class__ is not torch.Tensor:
+        return None
+    for value in source.values():
+        if value.__class__ is not torch.Tensor:
+            return None
+    for value in reset._tensordict.values():
+        if value.__class__ is not torch.Tensor:
+            return None
+    out: dict[str, Any] = {k: v for k, v in source.items() if k != "_reset"}
+    nd = len(previous._batch_size)
+    lead = tuple(mask.shape[:nd])
+    masks: dict[int, torch.Tensor] = {}
+    fresh: dict[str, Any] = reset._tensordict
+    for key, value in fresh.items():
+        old = out.get(key)
+        if old is None or old.shape != value.shape:
+            out[key] = value
+            continue
+        m = masks.get(value.ndim)
+        if m is None:
+            shape = lead + (1,) * (value.ndim - nd)
+            m = masks[value.ndim] = mask if mask.shape == shape else mask.reshape(shape)
+        out[key] = torch.where(m, value, old)
+    return TensorDict._new_unsafe(out, previous._batch_size, previous._device)

@@ -22,6 +22,8 @@ import torch
 from rlbricks.envs._base import DeviceLike
 from rlbricks.envs._base import EnvBase
 from rlbricks.envs._errors import EnvError
+from rlbricks.envs._gym_spaces import action_converter
+from rlbricks.envs._gym_spaces import box_converter
 from rlbricks.envs._gym_spaces import space_to_spec
 from rlbricks.envs._gym_spaces import space_value_to_tensor
 from rlbricks.envs._gym_spaces import tensor_to_space_value
@@ -167,6 +169,14 @@ class GymWrapper(EnvBase):
         if from_pixels or self.info_keys:
             self._probe(obs_spec)
         self.observation_spec = obs_spec
+        # per-step fast paths; a vector env built with copy=False reuses its obs buffer
+        self._cpu = self.device.type == "cpu"
+        self._flag_shape = (*self.batch_size, 1)
+        self._action_fn = action_converter(self._act_space, self.action_spec)
+        self._obs_fn = None
+        if not (from_pixels or self.info_keys or _is_dict_space(self._obs_space)):
+            copy = self._vector and not getattr(env, "copy", True)
+            self._obs_fn = box_converter(self._obs_space, dev, copy=copy)
 
     # ------------------------------------------------------------------ #
     # helpers
@@ -208,6 +218,12 @@ class GymWrapper(EnvBase):
         return torch.as_tensor(np.ascontiguousarray(frames), device=self.device)
 
     def _observation(self, obs: Any, info: dict[str, Any]) -> TensorDict:
+        obs_fn = self._obs_fn
+        if obs_fn is not None:  # a Box observation and nothing else
+            observation = obs_fn(obs)
+            bs = self._batch_size
+            if observation.shape[: len(bs)] == bs:
+                return TensorDict._new_unsafe({"observation": observation}, bs, self._device)
         out = TensorDict(batch_size=self.batch_size, device=self.device)
         if not self.pixels_only:
             value = space_value_to_tensor(obs, self._obs_space, self.device)
@@ -244,10 +260,19 @@ class GymWrapper(EnvBase):
             obs, info = self.env.reset(seed=seed, options={"reset_mask": mask})
         else:
             obs, info = self.env.reset(seed=seed)
-        return self._observation(obs, info)
+        out = self._observation(obs, info)
+        if self._cpu:  # the done flags of a fresh episode, without three torch ops
+            flags = out._tensordict
+            for key in ("done", "terminated", "truncated"):
+                flags[key] = torch.from_numpy(np.zeros(self._flag_shape, dtype=bool))
+        return out
 
     def _step(self, tensordict: TensorDict) -> TensorDict:
-        action = tensor_to_space_value(tensordict.get("action"), self._act_space, self.action_spec)
+        action = tensordict.get("action")
+        if self._action_fn is not None:
+            action = self._action_fn(action)
+        else:
+            action = tensor_to_space_value(action, self._act_space, self.action_spec)
         if self._vector or self.frame_skip == 1:
             obs, reward, terminated, truncated, info = self.env.step(action)
         else:
@@ -257,18 +282,31 @@ class GymWrapper(EnvBase):
                 reward += float(r)
                 if terminated or truncated:
                     break
-        shape = (*self.batch_size, 1)
         out = self._observation(obs, info)
-        dev = self.device
-        out.set(
-            "reward", torch.as_tensor(np.asarray(reward, np.float32), device=dev).reshape(shape)
-        )
-        out.set(
-            "terminated", torch.as_tensor(np.asarray(terminated, bool), device=dev).reshape(shape)
-        )
-        out.set(
-            "truncated", torch.as_tensor(np.asarray(truncated, bool), device=dev).reshape(shape)
-        )
+        # fresh arrays (the rollout keeps every step), shared with torch without a copy
+        shape = self._flag_shape
+        rew = np.array(reward, dtype=np.float32).reshape(shape)
+        flags3 = None
+        if not self._vector:
+            flags3 = np.array([terminated, truncated, terminated or truncated], dtype=bool)
+        if flags3 is not None and flags3.shape == (3,):  # one env: one array, three views
+            term, trunc, done = flags3[0:1], flags3[1:2], flags3[2:3]
+        else:
+            term = np.array(terminated, dtype=bool).reshape(shape)
+            trunc = np.array(truncated, dtype=bool).reshape(shape)
+            done = term | trunc
+        flags = out._tensordict
+        if self._cpu:
+            flags["reward"] = torch.from_numpy(rew)
+            flags["terminated"] = torch.from_numpy(term)
+            flags["truncated"] = torch.from_numpy(trunc)
+            flags["done"] = torch.from_numpy(done)
+        else:
+            dev = self._device
+            flags["reward"] = torch.as_tensor(rew, device=dev)
+            flags["terminated"] = torch.as_tensor(term, device=dev)
+            flags["truncated"] = torch.as_tensor(trunc, device=dev)
+            flags["done"] = torch.as_tensor(done, device=dev)
         return out
 
     def _set_seed(self, seed: int) -> None:

@@ -26,6 +26,7 @@ so this module costs nothing when gymnasium is not installed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,14 @@ from rlbricks.specs import OneHot
 from rlbricks.specs import TensorSpec
 from rlbricks.specs import Unbounded
 
-__all__ = ["space_to_spec", "space_value_to_tensor", "tensor_to_space_value", "torch_dtype"]
+__all__ = [
+    "action_converter",
+    "box_converter",
+    "space_to_spec",
+    "space_value_to_tensor",
+    "tensor_to_space_value",
+    "torch_dtype",
+]
 
 DeviceLike = torch.device | str | int | None
 
@@ -214,3 +222,77 @@ def tensor_to_space_value(value: Any, space: Any, spec: TensorSpec[Any]) -> Any:
         array = value.detach().cpu().numpy().astype(np.int64) + np.asarray(space.start)
         return array.astype(space.dtype)
     return value.detach().cpu().numpy().astype(space.dtype, copy=False)
+
+
+# ---------------------------------------------------------------------- #
+# per-step fast paths (built once per env, called every step)
+# ---------------------------------------------------------------------- #
+def box_converter(
+    space: Any, device: DeviceLike = None, *, copy: bool = False
+) -> Callable[[Any], torch.Tensor] | None:
+    """A fast ``space_value_to_tensor`` for a ``Box`` space on the CPU, or None.
+
+    The tensor shares the array's memory (as ``torch.as_tensor`` does) unless
+    ``copy`` is set — use it when the simulator reuses its output buffer — or
+    the array is read-only or not viewable by torch (negative strides).
+
+    Example:
+        >>> import numpy as np, gymnasium as gym
+        >>> from rlbricks.envs._gym_spaces import box_converter
+        >>> convert = box_converter(gym.spaces.Box(-1, 1, (2,)))
+        >>> convert(np.array([0.5, -0.5], dtype=np.float32))
+        tensor([ 0.5000, -0.5000])
+    """
+    if _kind(space) != "Box" or torch.device("cpu" if device is None else device).type != "cpu":
+        return None
+    dtype = np.dtype(space.dtype)
+
+    def convert(value: Any) -> torch.Tensor:
+        array = np.asarray(value, dtype=dtype)
+        if copy or not array.flags.writeable:
+            array = array.copy()
+        try:
+            return torch.from_numpy(array)
+        except ValueError:  # negative strides
+            return torch.from_numpy(array.copy())
+
+    return convert
+
+
+def action_converter(space: Any, spec: TensorSpec[Any]) -> Callable[[torch.Tensor], Any] | None:
+    """A fast ``tensor_to_space_value`` for a ``Discrete`` space, or None.
+
+    Same result as :func:`tensor_to_space_value` (one-hot → index, ``start``
+    added back, a Python int for one env, int64 indices for a batch) with
+    numpy instead of torch ops on CPU tensors.
+
+    Example:
+        >>> import torch, gymnasium as gym
+        >>> from rlbricks.envs import space_to_spec
+        >>> from rlbricks.envs._gym_spaces import action_converter
+        >>> space = gym.spaces.Discrete(3, start=1)
+        >>> convert = action_converter(space, space_to_spec(space))
+        >>> convert(torch.tensor([False, False, True])), convert(torch.tensor([[0, 1, 0]]))
+        (3, array([2]))
+    """
+    if _kind(space) != "Discrete":
+        return None
+    start = int(space.start)
+    one_hot = isinstance(spec, OneHot)
+
+    def convert(value: torch.Tensor) -> Any:
+        if value.device.type != "cpu" or value.requires_grad or value.dtype is torch.bfloat16:
+            return tensor_to_space_value(value, space, spec)
+        if one_hot and value.dtype is torch.bool and value.ndim == 1:  # one env, no torch op
+            row = value.tolist()
+            return (row.index(True) if True in row else 0) + start
+        array = value.numpy()
+        if one_hot:
+            if array.dtype != np.bool_:
+                array = array.astype(np.int64)  # as ``value.to(torch.long)``
+            array = array.argmax(-1)
+        if array.ndim:
+            return array.astype(np.int64) + start
+        return int(array) + start
+
+    return convert

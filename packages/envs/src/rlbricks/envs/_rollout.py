@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from rlbricks.envs._base import EnvBase
 from rlbricks.envs._errors import EnvError
 from rlbricks.envs._step_mdp import step_mdp
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import stack
-
-if TYPE_CHECKING:
-    from rlbricks.envs._base import EnvBase
 
 __all__ = ["rollout"]
 
@@ -55,8 +52,14 @@ def rollout(
     else:
         td = tensordict
     steps = []
+    spec = None
+    if policy is None and type(env).rand_action is EnvBase.rand_action:
+        spec = env.action_spec  # the default rand_action, without a call per step
     for _ in range(max_steps):
-        td = policy(td) if policy is not None else env.rand_action(td)
+        if spec is not None:
+            td.set("action", spec.rand())
+        else:
+            td = policy(td) if policy is not None else env.rand_action(td)
         if break_when_any_done:
             td = env.step(td)
             steps.append(td)

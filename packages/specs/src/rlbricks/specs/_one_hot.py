@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["OneHot", "one_hot_problem", "scores_of"]
 
+_EYE_MAX_N = 256  # rand indexes a cached ``eye(n)`` up to this n (at most 64 KiB of bool)
+
 
 def scores_of(value: torch.Tensor) -> torch.Tensor:
     """``value`` in a dtype ``argmax`` accepts (bool becomes uint8)."""
@@ -92,6 +94,7 @@ class OneHot(OneHotForm):
         mask: torch.Tensor | None = None,
     ) -> None:
         self._n = check_n(n, "OneHot")
+        self._eye: torch.Tensor | None = None  # identity rows for rand, built on first use
         size = torch.Size((self._n,)) if shape is None else as_size(shape)
         if len(size) == 0 or size[-1] != self._n:
             raise SpecError(
@@ -144,6 +147,11 @@ class OneHot(OneHotForm):
             index = masked_sample(self._not_mask, tuple(full[: len(full) - self._ndim]))
         else:
             index = torch.randint(0, self._n, full[:-1], device=self._device)
+        if self._n <= _EYE_MAX_N:  # one indexing op instead of zeros + scatter
+            eye = self._eye
+            if eye is None:
+                eye = self._eye = torch.eye(self._n, dtype=self._dtype, device=self._device)
+            return eye[index]  # advanced indexing: a fresh tensor
         return self._one_hot(index)
 
     def _one_hot(self, index: torch.Tensor) -> torch.Tensor:
