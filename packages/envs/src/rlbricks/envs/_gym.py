@@ -254,7 +254,8 @@ class GymWrapper(EnvBase):
     def _reset(self, tensordict: TensorDict | None) -> TensorDict:
         seed, self._seed = self._seed, None
         if self._vector and tensordict is not None and "_reset" in tensordict:
-            mask = tensordict.get("_reset").reshape(self.batch_size).cpu().numpy().astype(bool)
+            reset = tensordict.get("_reset").reshape(self.batch_size)
+            mask = np.array(reset.cpu().numpy(), dtype=bool)
             if not mask.any():
                 return self.observation_spec.zero()
             obs, info = self.env.reset(seed=seed, options={"reset_mask": mask})
@@ -285,7 +286,7 @@ class GymWrapper(EnvBase):
         out = self._observation(obs, info)
         # fresh arrays (the rollout keeps every step), shared with torch without a copy
         shape = self._flag_shape
-        rew = np.array(reward, dtype=np.float32).reshape(shape)
+        rew = np.array(reward, dtype=np.float32).reshape(shape)  # a copy: buffers may be reused
         flags3 = None
         if not self._vector:
             flags3 = np.array([terminated, truncated, terminated or truncated], dtype=bool)

@@ -292,7 +292,8 @@ def action_converter(space: Any, spec: TensorSpec[Any]) -> Callable[[torch.Tenso
                 array = array.astype(np.int64)  # as ``value.to(torch.long)``
             array = array.argmax(-1)
         if array.ndim:
-            return array.astype(np.int64) + start
+            array = array.astype(np.int64, copy=not one_hot)  # argmax made a fresh array
+            return array + start if start else array
         return int(array) + start
 
     return convert

@@ -1,0 +1,160 @@
+"""The per-step fast paths give what the generic conversions give."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlbricks.envs import GymEnv
+from rlbricks.envs import GymWrapper
+from rlbricks.envs import space_to_spec
+from rlbricks.envs._base import _merge_partial
+from rlbricks.envs._gym_spaces import action_converter
+from rlbricks.envs._gym_spaces import box_converter
+from rlbricks.envs._gym_spaces import tensor_to_space_value
+from rlbricks.specs import Categorical
+from rlbricks.specs import OneHot
+from rlbricks.tensordict import TensorDict
+
+
+@pytest.mark.parametrize("start", [0, 3])
+@pytest.mark.parametrize(
+    "value",
+    [
+        torch.tensor([False, False, True]),
+        torch.tensor([False, False, False]),  # argmax of no hot entry: 0
+        torch.tensor([0.0, 1.0, 0.0]),
+        torch.tensor([0.2, 0.9, 0.0]),  # cast to long first, as the generic path does
+        torch.tensor([0, 0, 1], dtype=torch.int32),
+        torch.tensor([[True, False, False], [False, False, True]]),
+        torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.bfloat16),
+        torch.tensor([0.0, 1.0, 0.0], requires_grad=True),
+    ],
+)
+def test_action_converter_one_hot_matches_generic(value: torch.Tensor, start: int) -> None:
+    space = gym.spaces.Discrete(3, start=start)
+    spec = space_to_spec(space)
+    fast = action_converter(space, spec)
+    assert fast is not None
+    expected = tensor_to_space_value(value, space, spec)
+    got = fast(value)
+    assert type(got) is type(expected)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("start", [0, -2])
+def test_action_converter_categorical_does_not_alias(start: int) -> None:
+    space = gym.spaces.Discrete(4, start=start)
+    spec = space_to_spec(space, categorical_action_encoding=True)
+    fast = action_converter(space, spec)
+    assert fast is not None
+    assert fast(torch.tensor(2)) == 2 + start
+    index = torch.tensor([1, 3])
+    out = fast(index)
+    np.testing.assert_array_equal(out, tensor_to_space_value(index, space, spec))
+    index[0] = 0
+    assert out[0] == 1 + start  # a copy, not a view of the tensor
+
+
+def test_converters_only_for_their_spaces() -> None:
+    box = gym.spaces.Box(-1, 1, (2,))
+    assert action_converter(box, space_to_spec(box)) is None
+    assert box_converter(gym.spaces.Discrete(3)) is None
+
+
+def test_box_converter_copies_when_needed() -> None:
+    space = gym.spaces.Box(-1, 1, (3,), dtype=np.float32)
+    array = np.zeros(3, dtype=np.float32)
+    shared = box_converter(space)(array)  # type: ignore[misc]
+    copied = box_converter(space, copy=True)(array)  # type: ignore[misc]
+    array[0] = 1.0
+    assert shared[0] == 1.0
+    assert copied[0] == 0.0
+    readonly = np.arange(3, dtype=np.float32)
+    readonly.flags.writeable = False
+    assert box_converter(space)(readonly).tolist() == [0.0, 1.0, 2.0]  # type: ignore[misc]
+    reversed_ = np.arange(3, dtype=np.float32)[::-1]
+    assert box_converter(space)(reversed_).tolist() == [2.0, 1.0, 0.0]  # type: ignore[misc]
+    as_double = box_converter(space)(np.arange(3, dtype=np.float64))  # type: ignore[misc]
+    assert as_double.dtype == torch.float32
+
+
+def test_vector_env_without_copy_does_not_alias_observations() -> None:
+    venv = gym.make_vec(
+        "CartPole-v1",
+        num_envs=2,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED, "copy": False},
+    )
+    env = GymWrapper(venv)
+    try:
+        _ = env.set_seed(0)
+        first = env.reset()["observation"]
+        kept = first.clone()
+        second = env.rand_step(env.reset())["next", "observation"]
+        env.rand_step(env.reset())
+        assert torch.equal(first, kept)  # the next reset did not write into it
+        assert first.data_ptr() != second.data_ptr()
+    finally:
+        env.close()
+
+
+def test_single_env_flags_are_fresh_and_consistent() -> None:
+    env = GymEnv("CartPole-v1")
+    _ = env.set_seed(0)
+    td = env.rollout(60, break_when_any_done=False)
+    nxt = td["next"]
+    assert nxt["done"].shape == (60, 1)
+    assert nxt["reward"].dtype == torch.float32
+    assert torch.equal(nxt["done"], nxt["terminated"] | nxt["truncated"])
+    assert bool(nxt["done"].any())
+    step = env.rand_step()
+    step["next", "terminated"].fill_(True)  # writing one flag leaves the others alone
+    assert not bool(step["next", "done"])
+    assert not bool(step["next", "truncated"])
+    env.close()
+
+
+def test_merge_partial_fast_and_generic_paths_agree() -> None:
+    mask = torch.tensor([[True], [False]])
+    previous = TensorDict(
+        {"obs": torch.zeros(2, 3), "done": torch.ones(2, 1, dtype=torch.bool), "_reset": mask},
+        batch_size=[2],
+    )
+    reset = TensorDict(
+        {
+            "obs": torch.ones(2, 3),
+            "done": torch.zeros(2, 1, dtype=torch.bool),
+            "new": torch.ones(2),
+        },
+        batch_size=[2],
+    )
+    fast = _merge_partial(previous, reset)
+    nested = previous.clone()
+    nested.set(("sub", "x"), torch.zeros(2))  # a nested entry takes the generic path
+    generic = _merge_partial(nested, reset)
+    for out in (fast, generic):
+        assert "_reset" not in out.keys()
+        assert out["obs"].tolist() == [[1.0] * 3, [0.0] * 3]
+        assert out["done"].squeeze(-1).tolist() == [False, True]
+        assert out["new"].tolist() == [1.0, 1.0]
+    assert "sub" in generic.keys()
+
+
+@pytest.mark.parametrize("n", [3, 300])  # eye lookup and scatter
+@pytest.mark.parametrize("dtype", [torch.bool, torch.float32, torch.int64])
+def test_one_hot_rand_paths(n: int, dtype: torch.dtype) -> None:
+    spec = OneHot(n, shape=(4, n), dtype=dtype)
+    x = spec.rand((5,))
+    assert x.shape == (5, 4, n)
+    assert x.dtype == dtype
+    assert spec.is_in(x[0])
+    assert bool((x.long().sum(-1) == 1).all())
+    y = spec.rand()
+    y.zero_()  # a fresh tensor: the cached rows are untouched
+    assert spec.is_in(spec.rand())
+    masked = OneHot(n, mask=torch.arange(n) == 1, dtype=dtype)
+    assert masked.rand((6,)).long().argmax(-1).tolist() == [1] * 6
+    assert Categorical(n).to_one_hot(torch.tensor(1)).tolist() == OneHot(n).to_one_hot(1).tolist()
