@@ -51,12 +51,30 @@ def flat(data: dict[str, Any]) -> dict[str, torch.Tensor]:
     return out
 
 
-def per_second(fn: Callable[[], Any], repeat: int, min_time: float) -> float:
+def calibrate(fn: Callable[[], Any], min_time: float) -> int:
+    """Calls per timed run so that one run lasts at least ``min_time`` seconds."""
     timer = timeit.Timer(fn)
     number = 1
     while timer.timeit(number) < min_time:
         number *= 2
-    return number / min(timer.repeat(repeat=repeat, number=number))
+    return number
+
+
+def interleaved_rates(
+    cases: dict[str, Callable[[], Any]], repeat: int, min_time: float
+) -> dict[str, float]:
+    """Calls per second of every case, best of ``repeat`` rounds.
+
+    Each round times every case once, so slow drifts of the machine (frequency,
+    memory pressure) hit all cases alike instead of whichever ran last.
+    """
+    numbers = {name: calibrate(fn, min_time) for name, fn in cases.items()}
+    best = dict.fromkeys(cases, 0.0)
+    for _ in range(repeat):
+        for name, fn in cases.items():
+            seconds = timeit.Timer(fn).timeit(numbers[name])
+            best[name] = max(best[name], numbers[name] / seconds)
+    return best
 
 
 def rlbricks_cases(data: dict[str, Any]) -> dict[str, Callable[[], Any]]:
@@ -121,7 +139,7 @@ def torchrl_cases(data: dict[str, Any]) -> tuple[str, dict[str, Callable[[], Any
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--min-time", type=float, default=0.1, help="seconds per timed run")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -134,16 +152,21 @@ def main() -> None:
         idx = torch.randint(N, (BATCH,))
         return {k: v[idx] for k, v in raw.items()}
 
-    raw_rate = per_second(raw_gather, args.repeat, args.min_time)
-    ours = {k: per_second(f, args.repeat, args.min_time) for k, f in rlbricks_cases(data).items()}
+    cases: dict[str, Callable[[], Any]] = {"raw gather": raw_gather}
+    cases.update({f"rlbricks|{k}": f for k, f in rlbricks_cases(data).items()})
     incumbent = torchrl_cases(data)
-    theirs: dict[str, float] | None = None
     label = "torchrl"
     if incumbent is not None:
-        label, cases = incumbent
-        theirs = {k: per_second(f, args.repeat, args.min_time) for k, f in cases.items()}
+        label, theirs_cases = incumbent
+        cases.update({f"theirs|{k}": f for k, f in theirs_cases.items()})
     else:
         print("torchrl is not installed: its column is skipped")
+    rates = interleaved_rates(cases, args.repeat, args.min_time)
+    raw_rate = rates["raw gather"]
+    ours = {k.split("|", 1)[1]: v for k, v in rates.items() if k.startswith("rlbricks|")}
+    theirs: dict[str, float] | None = None
+    if incumbent is not None:
+        theirs = {k.split("|", 1)[1]: v for k, v in rates.items() if k.startswith("theirs|")}
 
     unit = {"uniform sample": "batches/s", "prioritized sample + update": "batches/s",
             "extend 1000 rows": "rows/s"}  # fmt: skip

@@ -102,6 +102,8 @@ class ReplayBuffer:
             raise ValueError(f"prefetch must be >= 0, got {prefetch}")
         self._prefetch = prefetch or 0
         self._lock = threading.RLock()
+        # subclasses that write into samples override _postprocess
+        self._postprocesses = type(self)._postprocess is not ReplayBuffer._postprocess
         self._executor: ThreadPoolExecutor | None = None
         self._queue: deque[Future[tuple[Any, dict[str, Any]]]] = deque()
 
@@ -192,7 +194,10 @@ class ReplayBuffer:
         with self._lock:
             index, info = self._sampler.sample(self._storage, batch_size)
             data = self._storage.get(index)
-        data = self._postprocess(self._collate_fn(data), index, info)
+        if self._collate_fn is not _identity:
+            data = self._collate_fn(data)
+        if self._postprocesses:
+            data = self._postprocess(data, index, info)
         for transform in self._transforms:
             data = transform(data)
         info["index"] = index

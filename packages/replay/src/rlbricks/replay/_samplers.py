@@ -38,6 +38,8 @@ class RandomSampler(Sampler):
         n = len(storage)
         if not n:
             raise EmptyBufferError(_EMPTY)
+        if self.generator is None:
+            return torch.randint(n, (batch_size,)), {}
         return torch.randint(n, (batch_size,), generator=self.generator), {}
 
     def __repr__(self) -> str:
