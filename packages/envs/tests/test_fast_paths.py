@@ -7,15 +7,21 @@ import numpy as np
 import pytest
 import torch
 
+from rlbricks.envs import EnvBase
 from rlbricks.envs import GymEnv
 from rlbricks.envs import GymWrapper
 from rlbricks.envs import space_to_spec
+from rlbricks.envs._base import _any
 from rlbricks.envs._base import _merge_partial
 from rlbricks.envs._gym_spaces import action_converter
 from rlbricks.envs._gym_spaces import box_converter
 from rlbricks.envs._gym_spaces import tensor_to_space_value
+from rlbricks.envs._rollout import _action_draws
+from rlbricks.specs import Bounded
 from rlbricks.specs import Categorical
+from rlbricks.specs import Composite
 from rlbricks.specs import OneHot
+from rlbricks.specs import Unbounded
 from rlbricks.tensordict import TensorDict
 
 
@@ -158,3 +164,122 @@ def test_one_hot_rand_paths(n: int, dtype: torch.dtype) -> None:
     masked = OneHot(n, mask=torch.arange(n) == 1, dtype=dtype)
     assert masked.rand((6,)).long().argmax(-1).tolist() == [1] * 6
     assert Categorical(n).to_one_hot(torch.tensor(1)).tolist() == OneHot(n).to_one_hot(1).tolist()
+
+
+@pytest.mark.parametrize("num_envs", [None, 3])
+@pytest.mark.parametrize("categorical", [False, True])
+def test_rollout_random_actions_match_per_step_draws(
+    num_envs: int | None, categorical: bool
+) -> None:
+    env = GymEnv("CartPole-v1", num_envs=num_envs, categorical_action_encoding=categorical)
+    try:
+        _ = env.set_seed(0)
+        torch.manual_seed(7)
+        steps = 300  # more than one chunk of draws
+        actions = env.rollout(steps, break_when_any_done=False)["action"]
+        torch.manual_seed(7)
+        expected = torch.stack([env.action_spec.rand() for _ in range(steps)], len(env.batch_size))
+        assert actions.shape == expected.shape
+        assert actions.dtype == expected.dtype
+        assert torch.equal(actions, expected)  # same distribution, and on the CPU the same values
+    finally:
+        env.close()
+
+
+class _MaskAfter(EnvBase):
+    """Categorical actions; from step ``at`` on, only action 2 is allowed."""
+
+    def __init__(self, at: int, one_hot: bool) -> None:
+        super().__init__()
+        self.at = at
+        self.observation_spec = Composite(observation=Unbounded(shape=(1,)))
+        self.action_spec = OneHot(4) if one_hot else Categorical(4)
+        self.t = 0
+
+    def _reset(self, td: TensorDict | None) -> TensorDict:
+        return TensorDict({"observation": torch.zeros(1)})
+
+    def _step(self, td: TensorDict) -> TensorDict:
+        self.t += 1
+        if self.t == self.at:
+            self.action_spec.update_mask(torch.arange(4) == 2)  # type: ignore[attr-defined]
+        return TensorDict({"observation": torch.zeros(1), "reward": torch.zeros(1)})
+
+    def _set_seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+@pytest.mark.parametrize("at", [1, 5, 260])
+def test_rollout_random_actions_follow_a_mask_set_mid_rollout(one_hot: bool, at: int) -> None:
+    env = _MaskAfter(at, one_hot)
+    actions = env.rollout(300, break_when_any_done=False)["action"]
+    index = actions.long().argmax(-1) if one_hot else actions
+    assert index.shape == (300,)
+    assert bool((index[at:] == 2).all())  # every step after the mask was set
+    if at > 50:  # before it, all four actions are drawn
+        assert set(index[:at].tolist()) == {0, 1, 2, 3}
+
+
+def test_action_draws_chunks() -> None:
+    assert _action_draws(Bounded(-1.0, 1.0, shape=(2,)), 10) is None
+    draws = _action_draws(Categorical(3, shape=(2,)), 600)
+    assert draws is not None
+    got = list(draws)
+    assert len(got) == 600
+    assert all(a is not None and a.shape == (2,) for a in got)
+    big = _action_draws(OneHot(1 << 17), 3)  # a large spec: one action per draw
+    assert big is not None
+    assert [a.shape for a in big if a is not None] == [(1 << 17,)] * 3  # type: ignore[union-attr]
+    spec = Categorical(3)
+    masked = _action_draws(spec, 4)
+    assert masked is not None
+    assert next(masked) is not None
+    spec.update_mask(torch.tensor([True, False, False]))
+    assert list(masked) == [None, None, None]  # the caller draws with the mask
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (torch.tensor([True]), True),
+        (torch.tensor([[False]]), False),
+        (torch.zeros(8, 1, dtype=torch.bool), False),
+        (torch.tensor([[False], [True], [False]]), True),
+        (torch.zeros(4, 3, dtype=torch.bool)[:, 1:], False),  # not contiguous
+        (torch.eye(4, dtype=torch.bool)[:, 1:], True),
+        (torch.zeros(100, dtype=torch.bool).index_fill(0, torch.tensor([99]), True), True),
+        (torch.tensor([0, 2], dtype=torch.uint8), True),  # not bool: the torch path
+    ],
+)
+def test_any_done(flags: torch.Tensor, expected: bool) -> None:
+    assert _any(flags) is expected
+
+
+class _ArrayFlags(gym.Env):  # type: ignore[type-arg]
+    """A gymnasium env returning the reward and flags as 1-element arrays."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), dtype=np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: object = None) -> tuple[object, dict]:  # type: ignore[type-arg]
+        super().reset(seed=seed)
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action: object) -> tuple[object, object, object, object, dict]:  # type: ignore[type-arg]
+        done = np.array([action == 1])
+        return np.ones(2, dtype=np.float32), np.array([2.0]), done, np.array([False]), {}
+
+
+def test_single_env_array_reward_and_flags_keep_their_shape() -> None:
+    env = GymWrapper(_ArrayFlags())
+    td = env.reset()
+    td["action"] = torch.tensor([False, True])
+    nxt = env.step(td)["next"]
+    assert nxt["reward"].tolist() == [2.0]
+    assert nxt["terminated"].tolist() == [True]
+    assert nxt["truncated"].tolist() == [False]
+    assert nxt["done"].tolist() == [True]
+    td["action"] = torch.tensor([True, False])
+    nxt = env.step(td)["next"]
+    assert nxt["done"].tolist() == [False]

@@ -280,11 +280,17 @@ class EnvBase(abc.ABC):
         if self.is_closed:
             raise EnvError(f"{type(self).__name__} is closed")
         nxt = self._step(tensordict)
-        fill_done(nxt, self._batch_size)
+        flags = nxt._tensordict
+        if "done" not in flags or "terminated" not in flags or "truncated" not in flags:
+            fill_done(nxt, self._batch_size)
         if (
             nxt.__class__ is TensorDict
             and nxt._batch_size == tensordict._batch_size
-            and (tensordict._device is None or nxt._device == tensordict._device)
+            and (
+                tensordict._device is None
+                or nxt._device is tensordict._device
+                or nxt._device == tensordict._device
+            )
         ):  # what ``set`` would check: store it as is
             tensordict._tensordict["next"] = nxt
         else:
@@ -301,9 +307,9 @@ class EnvBase(abc.ABC):
         tensordict = self.step(tensordict)
         root = step_mdp(tensordict)
         done: Any = root._tensordict["done"]
-        if done.item() if done.numel() == 1 else done.any():
+        if _any(done):
             if self._batch_size:
-                root.set("_reset", done)
+                root._tensordict["_reset"] = done  # a root entry: its shape fits by construction
                 root = self.reset(root)
             else:  # keys the reset does not produce carry over, as for batched envs
                 fresh = self.reset()
@@ -369,6 +375,16 @@ class EnvBase(abc.ABC):
         return f"{type(self).__name__}(batch_size={tuple(self._batch_size)}, device={self._device})"
 
 
+def _any(flags: torch.Tensor) -> bool:
+    """``bool(flags.any())``, without torch ops for a few flags on the CPU."""
+    n = flags.numel()
+    if n == 1:
+        return bool(flags.item())
+    if n <= 64 and flags.dtype is torch.bool and flags.is_cpu:
+        return True in flags.numpy().ravel().tolist()
+    return bool(flags.any())
+
+
 def _merge_partial(previous: TensorDict, reset: TensorDict) -> TensorDict:
     """Sub-envs whose ``_reset`` is False keep ``previous``'s values."""
     fast = _merge_flat(previous, reset)
@@ -404,7 +420,8 @@ def _merge_flat(previous: TensorDict, reset: TensorDict) -> TensorDict | None:
     for value in reset._tensordict.values():
         if value.__class__ is not torch.Tensor:
             return None
-    out: dict[str, Any] = {k: v for k, v in source.items() if k != "_reset"}
+    out: dict[str, Any] = source.copy()
+    del out["_reset"]
     nd = len(previous._batch_size)
     lead = tuple(mask.shape[:nd])
     masks: dict[int, torch.Tensor] = {}

@@ -254,9 +254,9 @@ class GymWrapper(EnvBase):
     def _reset(self, tensordict: TensorDict | None) -> TensorDict:
         seed, self._seed = self._seed, None
         if self._vector and tensordict is not None and "_reset" in tensordict:
-            reset = tensordict.get("_reset").reshape(self.batch_size)
-            mask = np.array(reset.cpu().numpy(), dtype=bool)
-            if not mask.any():
+            reset = tensordict.get("_reset")
+            mask = np.array(reset.cpu().numpy(), dtype=bool).reshape(self._batch_size[0])
+            if True not in mask.tolist():
                 return self.observation_spec.zero()
             obs, info = self.env.reset(seed=seed, options={"reset_mask": mask})
         else:
@@ -264,8 +264,10 @@ class GymWrapper(EnvBase):
         out = self._observation(obs, info)
         if self._cpu:  # the done flags of a fresh episode, without three torch ops
             flags = out._tensordict
-            for key in ("done", "terminated", "truncated"):
-                flags[key] = torch.from_numpy(np.zeros(self._flag_shape, dtype=bool))
+            zeros = np.zeros((3, *self._flag_shape), dtype=bool)  # one array, three views
+            flags["done"] = torch.from_numpy(zeros[0])
+            flags["terminated"] = torch.from_numpy(zeros[1])
+            flags["truncated"] = torch.from_numpy(zeros[2])
         return out
 
     def _step(self, tensordict: TensorDict) -> TensorDict:
@@ -283,25 +285,33 @@ class GymWrapper(EnvBase):
                 reward += float(r)
                 if terminated or truncated:
                     break
-        out = self._observation(obs, info)
+        obs_fn = self._obs_fn
+        if obs_fn is not None and not self._vector:  # one env, a Box observation: no checks
+            out = TensorDict._new_unsafe(
+                {"observation": obs_fn(obs)}, self._batch_size, self._device
+            )
+        else:
+            out = self._observation(obs, info)
         # fresh arrays (the rollout keeps every step), shared with torch without a copy
         shape = self._flag_shape
-        rew = np.array(reward, dtype=np.float32).reshape(shape)  # a copy: buffers may be reused
         flags3 = None
-        if not self._vector:
-            flags3 = np.array([terminated, truncated, terminated or truncated], dtype=bool)
-        if flags3 is not None and flags3.shape == (3,):  # one env: one array, three views
+        if not self._vector:  # one env: one array of flags, three views
+            rew = np.array((reward,), dtype=np.float32)
+            flags3 = np.array((terminated, truncated, terminated or truncated), dtype=bool)
+        if flags3 is not None and flags3.shape == (3,) and rew.shape == shape:
             term, trunc, done = flags3[0:1], flags3[1:2], flags3[2:3]
-        else:
+        else:  # a vector env, or flags/reward given as arrays
+            rew = np.array(reward, dtype=np.float32).reshape(shape)  # a copy: buffers may be reused
             term = np.array(terminated, dtype=bool).reshape(shape)
             trunc = np.array(truncated, dtype=bool).reshape(shape)
             done = term | trunc
         flags = out._tensordict
         if self._cpu:
-            flags["reward"] = torch.from_numpy(rew)
-            flags["terminated"] = torch.from_numpy(term)
-            flags["truncated"] = torch.from_numpy(trunc)
-            flags["done"] = torch.from_numpy(done)
+            from_numpy = torch.from_numpy
+            flags["reward"] = from_numpy(rew)
+            flags["terminated"] = from_numpy(term)
+            flags["truncated"] = from_numpy(trunc)
+            flags["done"] = from_numpy(done)
         else:
             dev = self._device
             flags["reward"] = torch.as_tensor(rew, device=dev)

@@ -281,7 +281,7 @@ def action_converter(space: Any, spec: TensorSpec[Any]) -> Callable[[torch.Tenso
     one_hot = isinstance(spec, OneHot)
 
     def convert(value: torch.Tensor) -> Any:
-        if value.device.type != "cpu" or value.requires_grad or value.dtype is torch.bfloat16:
+        if not value.is_cpu or value.requires_grad or value.dtype is torch.bfloat16:
             return tensor_to_space_value(value, space, spec)
         if one_hot and value.dtype is torch.bool and value.ndim == 1:  # one env, no torch op
             row = value.tolist()

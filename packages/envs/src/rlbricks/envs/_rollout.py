@@ -3,14 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
+
+import torch
 
 from rlbricks.envs._base import EnvBase
 from rlbricks.envs._errors import EnvError
 from rlbricks.envs._step_mdp import step_mdp
+from rlbricks.specs import Categorical
+from rlbricks.specs import OneHot
+from rlbricks.specs import TensorSpec
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import stack
 
 __all__ = ["rollout"]
+
+_CHUNK_STEPS = 256  # random actions drawn at once (fewer for large action specs)
+_CHUNK_NUMEL = 1 << 16  # at most this many action entries per draw
+
+
+def _action_draws(spec: TensorSpec[Any], max_steps: int) -> Iterator[torch.Tensor | None] | None:
+    """Random actions of an unmasked ``OneHot``/``Categorical`` spec, drawn a chunk at a time.
+
+    One ``spec.rand((k,))`` replaces ``k`` calls of ``spec.rand()``: the same
+    distribution (i.i.d. uniform), and on the CPU the same values for the same
+    torch seed. Yields None once the spec holds a mask (an env may set one
+    during the rollout): the caller then draws that step itself. None for
+    other specs.
+    """
+    if spec.__class__ is not OneHot and spec.__class__ is not Categorical:
+        return None
+    return _draw_chunks(spec, max_steps)
+
+
+def _draw_chunks(spec: OneHot | Categorical, remaining: int) -> Iterator[torch.Tensor | None]:
+    chunk = max(1, min(_CHUNK_STEPS, _CHUNK_NUMEL // max(1, spec.shape.numel())))
+    while remaining > 0:
+        if spec._not_mask is not None:
+            remaining -= 1
+            yield None
+            continue
+        k = min(chunk, remaining)
+        for action in spec.rand((k,)).unbind(0):  # views of one fresh tensor
+            if spec._not_mask is not None:  # masked since the draw: drop the rest
+                break
+            remaining -= 1
+            yield action
 
 
 def rollout(
@@ -53,11 +92,26 @@ def rollout(
         td = tensordict
     steps = []
     spec = None
+    draws = None
     if policy is None and type(env).rand_action is EnvBase.rand_action:
         spec = env.action_spec  # the default rand_action, without a call per step
+        if not break_when_any_done:  # every step runs: draw the actions a chunk at a time
+            draws = _action_draws(spec, max_steps)
+    batch_size = env.batch_size
+    device = env.device
     for _ in range(max_steps):
         if spec is not None:
-            td.set("action", spec.rand())
+            action = next(draws) if draws is not None else None
+            if action is None:
+                action = spec.rand()
+            if (
+                td.__class__ is TensorDict
+                and td._batch_size == batch_size
+                and (td._device is device or td._device is None or td._device == device)
+            ):
+                td._tensordict["action"] = action  # the spec's shape starts with batch_size
+            else:
+                td.set("action", action)
         else:
             td = policy(td) if policy is not None else env.rand_action(td)
         if break_when_any_done:
