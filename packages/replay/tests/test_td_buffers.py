@@ -293,3 +293,12 @@ def test_short_slices_keep_index_aligned():
         assert sample.batch_size == (n,)
         assert torch.equal(sample["index"], sample["id"])
         assert int(sample[TRUNC][:, 0].sum()) >= len(info["slice_lengths"])
+
+
+def test_tensordict_prioritized_buffer_is_a_prioritized_buffer():
+    from rlbricks.replay import PrioritizedReplayBuffer
+    from rlbricks.replay import TensorDictPrioritizedReplayBuffer
+
+    rb = TensorDictPrioritizedReplayBuffer(alpha=0.5, beta=0.5, batch_size=2)
+    assert isinstance(rb, PrioritizedReplayBuffer)
+    assert rb.sampler.alpha == 0.5

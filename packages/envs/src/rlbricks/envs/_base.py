@@ -228,15 +228,9 @@ class EnvBase(abc.ABC):
 
     def fake_tensordict(self) -> TensorDict:
         """A zero-filled TensorDict shaped like one step: root inputs plus ``"next"``."""
-        root = self._observation_spec.zero()
-        root.update(self._state_spec.zero())
-        root.update(self._done_spec.zero())
-        root.set("action", self.action_spec.zero())
-        nxt = self._observation_spec.zero()
-        nxt.update(self._done_spec.zero())
-        nxt.set("reward", self._reward_spec.zero())
-        root.set("next", nxt)
-        return root
+        from rlbricks.envs._checks import step_spec
+
+        return step_spec(self).zero()
 
     # ------------------------------------------------------------------ #
     # the three methods a subclass implements

@@ -86,13 +86,6 @@ class TensorDictReplayBuffer(ReplayBuffer):
         self.update_priority(index, priority.detach())
 
 
-def _prioritized(
-    storage: Storage | None, alpha: float, beta: float, eps: float, dtype: torch.dtype
-) -> tuple[Storage, PrioritizedSampler]:
-    storage = storage if storage is not None else ListStorage(1000)
-    return storage, PrioritizedSampler(storage.max_size, alpha, beta, eps=eps, dtype=dtype)
-
-
 class PrioritizedReplayBuffer(ReplayBuffer):
     """Prioritized experience replay (Schaul et al., 2016): rows are drawn with
     probability ``p_i^alpha / sum_j p_j^alpha`` and come with importance weights
@@ -134,8 +127,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         collate_fn: Callable[[Any], Any] | None = None,
         transform: Transform | list[Transform] | None = None,
         prefetch: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        storage, sampler = _prioritized(storage, alpha, beta, eps, dtype)
+        storage = storage if storage is not None else ListStorage(1000)
+        sampler = PrioritizedSampler(storage.max_size, alpha, beta, eps=eps, dtype=dtype)
         super().__init__(
             storage=storage,
             sampler=sampler,
@@ -144,10 +139,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             collate_fn=collate_fn,
             transform=transform,
             prefetch=prefetch,
+            **kwargs,
         )
 
 
-class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer):
+class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer, PrioritizedReplayBuffer):
     """Prioritized replay of TensorDicts: samples carry ``"index"`` and ``"_weight"``.
 
     If extended data holds ``priority_key``, those values are the rows' initial
@@ -189,11 +185,15 @@ class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer):
         transform: Transform | list[Transform] | None = None,
         prefetch: int | None = None,
     ) -> None:
-        storage, sampler = _prioritized(storage, alpha, beta, eps, dtype)
+        # cooperative __init__: TensorDictReplayBuffer takes priority_key, then
+        # PrioritizedReplayBuffer builds the priority sampler
         super().__init__(
             priority_key=priority_key,
+            alpha=alpha,
+            beta=beta,
+            eps=eps,
+            dtype=dtype,
             storage=storage,
-            sampler=sampler,
             writer=writer,
             batch_size=batch_size,
             collate_fn=collate_fn,
