@@ -6,9 +6,16 @@ Cases (random actions, steps counted per sub-env):
 * CartPole-v1, 8-env sync vector: ``GymEnv(num_envs=8)`` vs ``gymnasium.make_vec``.
 * HalfCheetah-v5, 2 processes: ``ParallelEnv(2, GymEnv)`` vs gymnasium's ``AsyncVectorEnv(2)``.
 
+``env.rollout(n)`` without a policy takes the random-action fast path of
+gymnasium envs (no TensorDict per step). The "policy" rows pass
+``policy=env.rand_action`` instead: the same random actions drawn through a
+TensorDict policy, i.e. the generic per-step loop that collectors run.
+
 The raw gymnasium loop is the limit on this machine; torchrl's ``GymEnv`` /
-``ParallelEnv`` are timed when torchrl is installed. The table goes to
-``benchmarks/results/envs.md``.
+``ParallelEnv`` are timed when torchrl is installed. Each repeat times every
+runner of a case one after the other (interleaved), and the best time of each
+is kept, so that a slow spell of the machine hits all of them alike. The
+table goes to ``benchmarks/results/envs.md``.
 """
 
 from __future__ import annotations
@@ -26,15 +33,19 @@ import torch
 RESULTS = Path(__file__).parent / "results"
 
 
-def steps_per_second(run: Callable[[int], Any], steps: int, repeat: int, per_call: int) -> float:
-    """Best of ``repeat`` runs of ``run(steps)``; ``per_call`` env steps per step."""
-    run(min(steps, 50))  # warm up
-    best = float("inf")
+def steps_per_second(
+    runs: list[Callable[[int], Any]], steps: int, repeat: int, per_call: int
+) -> list[float]:
+    """Best of ``repeat`` interleaved runs of each ``run(steps)``; ``per_call`` steps per step."""
+    for run in runs:
+        run(min(steps, 50))  # warm up
+    best = [float("inf")] * len(runs)
     for _ in range(repeat):
-        start = time.perf_counter()
-        run(steps)
-        best = min(best, time.perf_counter() - start)
-    return steps * per_call / best
+        for i, run in enumerate(runs):
+            start = time.perf_counter()
+            run(steps)
+            best[i] = min(best[i], time.perf_counter() - start)
+    return [steps * per_call / b for b in best]
 
 
 def raw_single(env_id: str) -> Callable[[int], None]:
@@ -66,9 +77,11 @@ def raw_vector(env_id: str, num_envs: int, mode: str) -> Callable[[int], None]:
     return run
 
 
-def rollout_runner(env: Any) -> Callable[[int], None]:
+def rollout_runner(env: Any, with_policy: bool = False) -> Callable[[int], None]:
+    policy = env.rand_action if with_policy else None
+
     def run(n: int) -> None:
-        env.rollout(n, break_when_any_done=False)
+        env.rollout(n, policy, break_when_any_done=False)
 
     return run
 
@@ -80,6 +93,8 @@ def rlbricks_envs() -> dict[str, Any]:
     return {
         "single": GymEnv("CartPole-v1"),
         "vector": GymEnv("CartPole-v1", num_envs=8),
+        "single-policy": GymEnv("CartPole-v1"),
+        "vector-policy": GymEnv("CartPole-v1", num_envs=8),
         "parallel": ParallelEnv(2, _halfcheetah_rlbricks),
     }
 
@@ -106,6 +121,8 @@ def torchrl_envs() -> tuple[str, dict[str, Any]] | None:
     envs = {
         "single": GymEnv("CartPole-v1"),
         "vector": GymEnv("CartPole-v1", num_envs=8),
+        "single-policy": GymEnv("CartPole-v1"),
+        "vector-policy": GymEnv("CartPole-v1", num_envs=8),
         "parallel": ParallelEnv(2, _halfcheetah_torchrl),
     }
     return f"torchrl {torchrl.__version__}", envs
@@ -114,12 +131,18 @@ def torchrl_envs() -> tuple[str, dict[str, Any]] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
     cases = {
         "single": ("CartPole-v1, 1 env", raw_single("CartPole-v1"), 1),
         "vector": ("CartPole-v1, 8-env sync vector", raw_vector("CartPole-v1", 8, "sync"), 8),
+        "single-policy": ("CartPole-v1, 1 env, policy", raw_single("CartPole-v1"), 1),
+        "vector-policy": (
+            "CartPole-v1, 8-env sync vector, policy",
+            raw_vector("CartPole-v1", 8, "sync"),
+            8,
+        ),
         "parallel": (
             "HalfCheetah-v5, 2 processes",
             raw_vector("HalfCheetah-v5", 2, "async"),
@@ -130,19 +153,27 @@ def main() -> None:
     incumbent = torchrl_envs()
     if incumbent is None:
         print("torchrl is not installed: its column is skipped")
-    steps = {"single": args.steps, "vector": args.steps // 4, "parallel": args.steps // 4}
+    steps = {
+        "single": args.steps,
+        "vector": args.steps // 4,
+        "single-policy": args.steps,
+        "vector-policy": args.steps // 4,
+        "parallel": args.steps // 4,
+    }
     head = ["case", "raw gymnasium (steps/s)", "rlbricks (steps/s)", "rlbricks / raw"]
     if incumbent is not None:
         head += [f"{incumbent[0]} (steps/s)", f"{incumbent[0].split()[0]} / raw"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, (label, raw, per_call) in cases.items():
-        n = steps[name]
-        raw_rate = steps_per_second(raw, n, args.repeat, per_call)
-        our_rate = steps_per_second(rollout_runner(ours[name]), n, args.repeat, per_call)
+        with_policy = name.endswith("-policy")
+        runs = [raw, rollout_runner(ours[name], with_policy)]
+        if incumbent is not None:
+            runs.append(rollout_runner(incumbent[1][name], with_policy))
+        rates = steps_per_second(runs, steps[name], args.repeat, per_call)
+        raw_rate, our_rate = rates[:2]
         row = [label, f"{raw_rate:,.0f}", f"{our_rate:,.0f}", f"{our_rate / raw_rate:.2f}"]
         if incumbent is not None:
-            their = steps_per_second(rollout_runner(incumbent[1][name]), n, args.repeat, per_call)
-            row += [f"{their:,.0f}", f"{their / raw_rate:.2f}"]
+            row += [f"{rates[2]:,.0f}", f"{rates[2] / raw_rate:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
     for env in ours.values():
         env.close()
@@ -152,7 +183,7 @@ def main() -> None:
     header = (
         f"torch {torch.__version__}, gymnasium {gym.__version__}, Python "
         f"{platform.python_version()}, {platform.machine()}, random actions, best of "
-        f"{args.repeat} runs"
+        f"{args.repeat} interleaved runs"
     )
     text = "\n".join(["# Environments", "", header, "", *lines, ""])
     print(text)

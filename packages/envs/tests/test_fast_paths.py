@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -103,6 +105,45 @@ def test_vector_env_without_copy_does_not_alias_observations() -> None:
         env.rand_step(env.reset())
         assert torch.equal(first, kept)  # the next reset did not write into it
         assert first.data_ptr() != second.data_ptr()
+    finally:
+        env.close()
+
+
+class _DictObs(gym.Env[dict, int]):
+    """A Dict observation counting the steps."""
+
+    observation_space = gym.spaces.Dict(
+        {"count": gym.spaces.Box(0.0, 100.0, (1,), dtype=np.float32)}
+    )
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: Any = None, options: Any = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return {"count": np.zeros(1, dtype=np.float32)}, {}
+
+    def step(self, action: int) -> tuple[dict, float, bool, bool, dict]:
+        self.t += 1
+        return {"count": np.full(1, self.t, dtype=np.float32)}, 0.0, False, False, {}
+
+
+def test_vector_env_without_copy_does_not_alias_dict_observations() -> None:
+    venv = gym.vector.SyncVectorEnv(
+        [_DictObs, _DictObs], copy=False, autoreset_mode=gym.vector.AutoresetMode.DISABLED
+    )
+    env = GymWrapper(venv)
+    try:
+        out = env.rollout(3)
+        assert out["next", "count"].squeeze(-1).tolist() == [[1, 2, 3], [1, 2, 3]]
+        assert out["count"].squeeze(-1).tolist() == [[0, 1, 2], [0, 1, 2]]
+    finally:
+        env.close()
+
+
+def test_gym_env_builds_vector_envs_without_copies() -> None:
+    env = GymEnv("CartPole-v1", num_envs=2)
+    try:
+        assert env.env.copy is False  # the wrapper copies into its tensors itself
     finally:
         env.close()
 

@@ -320,6 +320,18 @@ class EnvBase(abc.ABC):
         tensordict.set("action", self.action_spec.rand())
         return tensordict
 
+    def _random_rollout(
+        self, tensordict: TensorDict, max_steps: int, break_when_any_done: bool
+    ) -> TensorDict | None:
+        """Optional fast path of a random-action ``rollout`` from the root ``tensordict``.
+
+        An env that can run a whole random-action rollout without a
+        TensorDict per step (e.g. writing into preallocated arrays) returns
+        the stacked result here, exactly what the generic loop would give;
+        None (the default) means "use the generic loop".
+        """
+        return None
+
     def rand_step(self, tensordict: TensorDict | None = None) -> TensorDict:
         """One ``step`` with a random action (resetting first when no input is given)."""
         if tensordict is None:

@@ -12,6 +12,7 @@ first one of the next — no observation is lost or shifted.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -169,14 +170,14 @@ class GymWrapper(EnvBase):
         if from_pixels or self.info_keys:
             self._probe(obs_spec)
         self.observation_spec = obs_spec
-        # per-step fast paths; a vector env built with copy=False reuses its obs buffer
         self._cpu = self.device.type == "cpu"
         self._flag_shape = (*self.batch_size, 1)
         self._action_fn = action_converter(self._act_space, self.action_spec)
         self._obs_fn = None
+        # a vector env built with copy=False returns its own observation buffers: copy them
+        self._copy_obs = self._vector and not getattr(env, "copy", True)
         if not (from_pixels or self.info_keys or _is_dict_space(self._obs_space)):
-            copy = self._vector and not getattr(env, "copy", True)
-            self._obs_fn = box_converter(self._obs_space, dev, copy=copy)
+            self._obs_fn = box_converter(self._obs_space, dev, copy=self._copy_obs)
 
     # ------------------------------------------------------------------ #
     # helpers
@@ -226,6 +227,8 @@ class GymWrapper(EnvBase):
                 return TensorDict._new_unsafe({"observation": observation}, bs, self._device)
         out = TensorDict(batch_size=self.batch_size, device=self.device)
         if not self.pixels_only:
+            if self._copy_obs:  # torch.as_tensor below would share the env's buffers
+                obs = copy.deepcopy(obs)
             value = space_value_to_tensor(obs, self._obs_space, self.device)
             if _is_dict_space(self._obs_space):
                 out.update(value)
@@ -320,6 +323,13 @@ class GymWrapper(EnvBase):
             flags["done"] = torch.as_tensor(done, device=dev)
         return out
 
+    def _random_rollout(
+        self, tensordict: TensorDict, max_steps: int, break_when_any_done: bool
+    ) -> TensorDict | None:
+        from rlbricks.envs._gym_rollout import random_rollout
+
+        return random_rollout(self, tensordict, max_steps, break_when_any_done)
+
     def _set_seed(self, seed: int) -> None:
         self._seed = seed
         self.env.action_space.seed(seed)
@@ -401,7 +411,8 @@ class GymEnv(GymWrapper):
                 env_id,
                 num_envs=num_envs,
                 vectorization_mode=vectorization_mode,
-                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED},
+                # copy=False: the wrapper copies the observations into its own tensors
+                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED, "copy": False},
                 wrappers=wrappers or None,
                 **make_kwargs,
             )

@@ -90,6 +90,10 @@ def rollout(
         raise EnvError("rollout(auto_reset=False) needs the first root TensorDict: tensordict=...")
     else:
         td = tensordict
+    if policy is None and type(env).rand_action is EnvBase.rand_action:
+        fast = env._random_rollout(td, max_steps, break_when_any_done)
+        if fast is not None:
+            return fast
     steps = []
     spec = None
     draws = None
