@@ -45,16 +45,16 @@ def step_mdp(
         >>> sorted(step_mdp(td).keys())
         ['observation']
     """
-    try:
-        nxt = tensordict._tensordict["next"]
-    except KeyError:
-        raise EnvError(
-            "step_mdp needs the output of env.step: the TensorDict has no 'next' entry "
-            f"(keys: {list(tensordict.keys())})"
-        ) from None
-    if not isinstance(nxt, TensorDict):
-        raise EnvError("step_mdp: 'next' holds a tensor, not a TensorDict")
-    source = dict(nxt._tensordict)
+    nxt = tensordict._tensordict.get("next")
+    if nxt.__class__ is not TensorDict:
+        if nxt is None:
+            raise EnvError(
+                "step_mdp needs the output of env.step: the TensorDict has no 'next' entry "
+                f"(keys: {list(tensordict.keys())})"
+            )
+        if not isinstance(nxt, TensorDict):
+            raise EnvError("step_mdp: 'next' holds a tensor, not a TensorDict")
+    source = nxt._tensordict.copy()
     if exclude_reward:
         source.pop("reward", None)
     if exclude_done:
@@ -69,4 +69,4 @@ def step_mdp(
             if exclude_done and key in DONE_KEYS:
                 continue
             source[key] = value
-    return TensorDict._new_unsafe(source, tensordict.batch_size, tensordict.device)
+    return TensorDict._new_unsafe(source, tensordict._batch_size, tensordict._device)
