@@ -353,3 +353,28 @@ def test_step_and_maybe_reset_carries_other_root_keys(batch_size):
     _, root = env.step_and_maybe_reset(env.rand_action(td))
     assert (root["hidden"] == 1).all()
     assert (root["observation"] == 0).all()  # every sub-env was done and reset
+
+
+def test_step_keeps_next_entries_written_by_the_policy() -> None:
+    env = CountingEnv(max_steps=5, batch_size=[2])
+
+    def policy(td: TensorDict) -> TensorDict:
+        memory = td.get("memory", torch.zeros(2, 1))
+        td.set("memory", memory)  # every step holds the same keys
+        td = env.rand_action(td)
+        td.set(("next", "memory"), memory + 1)  # a recurrent policy's next state
+        td.set(("next", "observation"), torch.full((2, 1), -7.0))  # the env's output wins
+        return td
+
+    out = env.rollout(4, policy, break_when_any_done=False)
+    assert out["next", "memory"].squeeze(-1).tolist() == [[1, 2, 3, 4]] * 2
+    assert out["memory"].squeeze(-1).tolist() == [[0, 1, 2, 3]] * 2  # carried by step_mdp
+    assert bool((out["next", "observation"] >= 0).all())
+
+
+def test_step_rejects_a_tensor_under_next() -> None:
+    env = CountingEnv()
+    td = env.rand_action(env.reset())
+    td.set("next", torch.zeros(1))
+    with pytest.raises(EnvError, match="not a TensorDict"):
+        env.step(td)

@@ -270,13 +270,21 @@ class EnvBase(abc.ABC):
         return out
 
     def step(self, tensordict: TensorDict) -> TensorDict:
-        """Apply ``tensordict["action"]``; write the result under ``tensordict["next"]``."""
+        """Apply ``tensordict["action"]``; write the result under ``tensordict["next"]``.
+
+        Entries that the input already holds under ``"next"`` and that the
+        env does not produce are kept (e.g. the next recurrent state a policy
+        writes to ``("next", "recurrent_state")``); the env's outputs win.
+        """
         if self.is_closed:
             raise EnvError(f"{type(self).__name__} is closed")
         nxt = self._step(tensordict)
         flags = nxt._tensordict
         if "done" not in flags or "terminated" not in flags or "truncated" not in flags:
             fill_done(nxt, self._batch_size)
+        previous = tensordict._tensordict.get("next")
+        if previous is not None:  # written by the policy: keep what the env did not write
+            nxt = _keep_previous(previous, nxt)
         if (
             nxt.__class__ is TensorDict
             and nxt._batch_size == tensordict._batch_size
@@ -379,6 +387,19 @@ class EnvBase(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_size={tuple(self._batch_size)}, device={self._device})"
+
+
+def _keep_previous(previous: Any, nxt: TensorDict) -> TensorDict:
+    """``nxt`` plus the entries of ``previous`` (a TensorDict) that it does not hold."""
+    if not isinstance(previous, TensorDict):
+        raise EnvError(
+            f"the input's 'next' entry is a {type(previous).__name__}, not a TensorDict: "
+            "env.step writes its outputs there"
+        )
+    for key in previous.keys(include_nested=True, leaves_only=True):
+        if key not in nxt.keys(include_nested=True):
+            nxt.set(key, previous.get(key))
+    return nxt
 
 
 def _any(flags: torch.Tensor) -> bool:
