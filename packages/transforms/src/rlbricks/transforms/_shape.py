@@ -12,6 +12,7 @@ from rlbricks.transforms._base import KeysLike
 from rlbricks.transforms._base import Transform
 from rlbricks.transforms._errors import TransformError
 from rlbricks.transforms._spec_utils import reshape_spec
+from rlbricks.transforms._spec_utils import route_inverse_specs
 from rlbricks.transforms._spec_utils import route_specs
 
 __all__ = ["FlattenObservation", "UnsqueezeTransform"]
@@ -152,19 +153,7 @@ class UnsqueezeTransform(Transform):
         """
         name = type(self).__name__
         route_specs(specs, self.in_keys, self.out_keys, self._map_spec, name)
-        for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
-            if in_key == "action":
-                if out_key != "action":
-                    raise TransformError(f"{name}: the action is always read from 'action'")
-                specs.action = self._map_spec(specs.action)
-            elif in_key in specs.state:
-                specs.state[out_key] = self._map_spec(specs.state[in_key])
-            else:
-                raise TransformError(
-                    f"{name}: {in_key!r} is not an input of the env; its inputs are "
-                    f"{['action', *specs.state.keys(include_nested=True, leaves_only=True)]}"
-                )
-        return specs
+        return route_inverse_specs(specs, self.in_keys_inv, self.out_keys_inv, self._map_spec, name)
 
     def extra_repr(self) -> str:
         """The settings shown by ``repr``."""

@@ -140,3 +140,34 @@ def route_specs(
         else:
             raise missing_key(owner, in_key, specs)
     return specs
+
+
+def route_inverse_specs(
+    specs: EnvSpecs,
+    in_keys_inv: Sequence[NestedKey],
+    out_keys_inv: Sequence[NestedKey],
+    fn: SpecFn,
+    owner: str,
+) -> EnvSpecs:
+    """Set the user-side input ``out_key`` to ``fn(spec of in_key)`` for each inverse pair.
+
+    ``"action"`` maps to the action spec (and must keep its name); other keys
+    to the state spec.
+
+    Raises:
+        TransformError: an ``in_key`` is not an input of the env, or the action
+            would be renamed.
+    """
+    for in_key, out_key in zip(in_keys_inv, out_keys_inv):
+        if in_key == "action":
+            if out_key != "action":
+                raise TransformError(f"{owner}: the action is always read from 'action'")
+            specs.action = fn(specs.action)
+        elif in_key in specs.state:
+            specs.state[out_key] = fn(specs.state[in_key])
+        else:
+            raise TransformError(
+                f"{owner}: {in_key!r} is not an input of the env; its inputs are "
+                f"{['action', *specs.state.keys(include_nested=True, leaves_only=True)]}"
+            )
+    return specs
