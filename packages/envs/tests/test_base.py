@@ -378,3 +378,16 @@ def test_step_rejects_a_tensor_under_next() -> None:
     td.set("next", torch.zeros(1))
     with pytest.raises(EnvError, match="not a TensorDict"):
         env.step(td)
+
+
+def test_maybe_reset_resets_only_done_sub_envs_and_leaves_its_input() -> None:
+    env = CountingEnv(max_steps=10, batch_size=[3])
+    root = env.reset()
+    root["observation"] = torch.tensor([[4.0], [5.0], [6.0]])
+    assert env.maybe_reset(root) is root  # nothing done: nothing to do
+    root["done"] = torch.tensor([[False], [True], [False]])
+    out = env.maybe_reset(root)
+    assert out["observation"].squeeze(-1).tolist() == [4.0, 0.0, 6.0]
+    assert out["done"].squeeze(-1).tolist() == [False, False, False]
+    assert "_reset" not in root.keys()
+    assert "_reset" not in out.keys()

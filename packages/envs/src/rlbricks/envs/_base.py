@@ -307,19 +307,43 @@ class EnvBase(abc.ABC):
             and the input of the following step.
         """
         tensordict = self.step(tensordict)
-        root = step_mdp(tensordict)
+        return tensordict, self.maybe_reset(step_mdp(tensordict))
+
+    def maybe_reset(self, tensordict: TensorDict) -> TensorDict:
+        """Reset the sub-envs whose ``"done"`` flag is set in the root ``tensordict``.
+
+        ``step_and_maybe_reset`` is ``step``, ``step_mdp`` and this. Use it
+        directly when something between the step and the reset changes the
+        done flags (e.g. a collector truncating long trajectories).
+
+        Returns:
+            ``tensordict`` when nothing is done, else the root with the finished
+            sub-envs reset (the others keep their values).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.envs.testing import CountingEnv
+            >>> env = CountingEnv(max_steps=10, batch_size=[2])
+            >>> root = env.reset()
+            >>> root["observation"] = torch.tensor([[4.0], [5.0]])
+            >>> root["done"] = torch.tensor([[False], [True]])
+            >>> env.maybe_reset(root)["observation"].squeeze(-1).tolist()
+            [4.0, 0.0]
+        """
+        root = tensordict
         done: Any = root._tensordict["done"]
         if _any(done):
-            if self._batch_size:
-                root._tensordict["_reset"] = done  # a root entry: its shape fits by construction
-                root = self.reset(root)
+            if self._batch_size:  # a shallow copy with the mask: the input is left as it is
+                source = root._tensordict.copy()
+                source["_reset"] = done  # a root entry: its shape fits by construction
+                root = self.reset(TensorDict._new_unsafe(source, root._batch_size, root._device))
             else:  # keys the reset does not produce carry over, as for batched envs
                 fresh = self.reset()
                 for key, value in root.items():
                     if key not in fresh._tensordict:
                         fresh.set(key, value)
                 root = fresh
-        return tensordict, root
+        return root
 
     def rand_action(self, tensordict: TensorDict | None = None) -> TensorDict:
         """Write a random ``"action"`` from the action spec into ``tensordict``."""
