@@ -13,6 +13,7 @@ from rlbricks.envs import EnvBase
 from rlbricks.envs import GymEnv
 from rlbricks.envs import GymWrapper
 from rlbricks.envs import space_to_spec
+from rlbricks.envs import step_mdp
 from rlbricks.envs._base import _any
 from rlbricks.envs._base import _merge_partial
 from rlbricks.envs._gym_spaces import action_converter
@@ -324,3 +325,47 @@ def test_single_env_array_reward_and_flags_keep_their_shape() -> None:
     td["action"] = torch.tensor([True, False])
     nxt = env.step(td)["next"]
     assert nxt["done"].tolist() == [False]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_vector_maybe_reset_matches_the_generic_path(mode: str) -> None:
+    envs = [
+        GymEnv("CartPole-v1", num_envs=3, vectorization_mode=mode, max_episode_steps=4)
+        for _ in range(2)
+    ]
+    try:
+        roots = []
+        for env in envs:
+            env.set_seed(5)
+            roots.append(env.reset())
+        for t in range(9):  # crosses two episode ends of every sub-env
+            action = envs[0].action_spec.rand()
+            stepped = [
+                env.step(root.set("action", action.clone())) for env, root in zip(envs, roots)
+            ]
+            mdp = [step_mdp(td) for td in stepped]
+            mdp[0].set("user", torch.full((3, 1), float(t)))  # other root keys are carried
+            mdp[1].set("user", torch.full((3, 1), float(t)))
+            lean = envs[0].maybe_reset(mdp[0])
+            generic = EnvBase.maybe_reset(envs[1], mdp[1])
+            assert list(lean.keys()) == list(generic.keys())
+            for key in generic.keys():
+                assert torch.equal(lean[key], generic[key]), (t, key)
+            roots = [lean, generic]
+    finally:
+        for env in envs:
+            env.close()
+
+
+def test_vector_maybe_reset_keeps_the_values_of_sub_envs_not_reset() -> None:
+    env = GymEnv("CartPole-v1", num_envs=2)
+    try:
+        root = env.reset()
+        root["observation"] = torch.tensor([[9.0, 9.0, 9.0, 9.0], [7.0, 7.0, 7.0, 7.0]])
+        root["done"] = torch.tensor([[False], [True]])
+        out = env.maybe_reset(root)
+        assert out["observation"][0].tolist() == [9.0] * 4  # not reset: kept as given
+        assert bool((out["observation"][1].abs() < 0.06).all())  # CartPole's reset range
+        assert root["observation"][1].tolist() == [7.0] * 4  # the input is left as it is
+    finally:
+        env.close()

@@ -273,6 +273,55 @@ class GymWrapper(EnvBase):
             flags["truncated"] = torch.from_numpy(zeros[2])
         return out
 
+    def maybe_reset(self, tensordict: TensorDict) -> TensorDict:
+        """Reset the finished sub-envs of a vector env (see :meth:`EnvBase.maybe_reset`).
+
+        For a vector env with a ``Box`` observation on the CPU, one gymnasium
+        ``reset`` with the done mask and one numpy merge of the observations;
+        anything else takes the generic path.
+
+        Example:
+            >>> from rlbricks.envs import GymEnv
+            >>> env = GymEnv("CartPole-v1", num_envs=2)
+            >>> root = env.reset()
+            >>> env.maybe_reset(root) is root  # nothing is done
+            True
+            >>> env.close()
+        """
+        source = tensordict._tensordict
+        observation = source.get("observation")
+        done = source.get("done")
+        cls = type(self)
+        if (
+            not self._vector
+            or self._obs_fn is None
+            or not self._cpu
+            or self.is_closed
+            or cls._reset is not GymWrapper._reset
+            or cls.reset is not EnvBase.reset
+            or tensordict._batch_size != self._batch_size
+            or observation.__class__ is not torch.Tensor
+            or done.__class__ is not torch.Tensor
+            or observation.requires_grad
+            or not observation.is_cpu
+        ):
+            return super().maybe_reset(tensordict)
+        mask = np.array(done.numpy(), dtype=bool).reshape(self._batch_size[0])
+        if True not in mask.tolist():
+            return tensordict
+        seed, self._seed = self._seed, None
+        obs, _ = self.env.reset(seed=seed, options={"reset_mask": mask})
+        previous = observation.numpy()
+        fresh = np.asarray(obs, dtype=previous.dtype)
+        rows = mask.reshape(mask.shape + (1,) * (previous.ndim - 1))
+        out = source.copy()
+        out["observation"] = torch.from_numpy(np.where(rows, fresh, previous))
+        zeros = np.zeros((3, *self._flag_shape), dtype=bool)  # sub-envs not reset were not done
+        out["done"] = torch.from_numpy(zeros[0])
+        out["terminated"] = torch.from_numpy(zeros[1])
+        out["truncated"] = torch.from_numpy(zeros[2])
+        return TensorDict._new_unsafe(out, tensordict._batch_size, tensordict._device)
+
     def _step(self, tensordict: TensorDict) -> TensorDict:
         action = tensordict.get("action")
         if self._action_fn is not None:
