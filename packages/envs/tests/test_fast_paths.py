@@ -54,6 +54,21 @@ def test_action_converter_one_hot_matches_generic(value: torch.Tensor, start: in
 
 
 @pytest.mark.parametrize("start", [0, -2])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
+def test_action_converter_categorical_scalar_matches_generic(start: int, dtype: torch.dtype) -> None:
+    space = gym.spaces.Discrete(4, start=start)
+    spec = space_to_spec(space, categorical_action_encoding=True)
+    fast = action_converter(space, spec)
+    assert fast is not None
+    for index in (0, 1):
+        value = torch.tensor(index, dtype=dtype)
+        expected = tensor_to_space_value(value, space, spec)
+        got = fast(value)
+        assert type(got) is type(expected)
+        assert got == expected
+
+
+@pytest.mark.parametrize("start", [0, -2])
 def test_action_converter_categorical_does_not_alias(start: int) -> None:
     space = gym.spaces.Discrete(4, start=start)
     spec = space_to_spec(space, categorical_action_encoding=True)

@@ -281,6 +281,8 @@ def action_converter(space: Any, spec: TensorSpec[Any]) -> Callable[[torch.Tenso
     one_hot = isinstance(spec, OneHot)
 
     def convert(value: torch.Tensor) -> Any:
+        if not one_hot and value.ndim == 0 and not value.is_floating_point():
+            return value.item() + start  # one env, an index: no numpy array
         if not value.is_cpu or value.requires_grad or value.dtype is torch.bfloat16:
             return tensor_to_space_value(value, space, spec)
         if one_hot and value.dtype is torch.bool and value.ndim == 1:  # one env, no torch op
