@@ -1,0 +1,176 @@
+"""``DQNLoss``: the Q-learning loss of DQN (Mnih et al. 2015) and Double DQN (van Hasselt et al. 2016)."""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from rlbricks.objectives._loss_base import LossModule
+from rlbricks.objectives._utils import bootstrap_target
+from rlbricks.objectives._utils import check_loss_function
+from rlbricks.objectives._utils import distance_loss
+from rlbricks.objectives._utils import gather_action
+from rlbricks.objectives._utils import infer_action_space
+from rlbricks.objectives._utils import masked_argmax
+from rlbricks.objectives._utils import next_view
+from rlbricks.objectives._utils import read_action_mask
+from rlbricks.tensordict import NestedKey
+from rlbricks.tensordict import TensorDict
+
+__all__ = ["DQNLoss"]
+
+
+class DQNLoss(LossModule):
+    """The DQN loss: regress ``Q(s, a)`` of the taken action on a bootstrapped target.
+
+    The target is ``r + gamma * (1 - terminated) * V'(s')`` computed by the
+    value estimator (TD(0) by default; ``loss.make_value_estimator(gamma=...)``
+    sets ``gamma``, default ``0.99``), where ``V'(s') = max_a Q_target(s', a)``;
+    with ``double_dqn=True`` the action is picked by the online network and
+    valued by the target one, ``V'(s') = Q_target(s', argmax_a Q(s', a))``.
+    When the network is a :class:`~rlbricks.modules.QValueActor` with an
+    action mask, the maximum respects the mask of ``s'`` (read from
+    ``tensordict["next"]`` under the actor's mask key).  The absolute TD
+    error ``|Q(s, a) - target|`` is written into the input under
+    ``"td_error"`` (shape ``[*batch]``) for prioritized replay.
+
+    Keys (change them with :meth:`set_keys`):
+
+    | name | default | role |
+    |---|---|---|
+    | ``action`` | ``"action"`` | the taken action (one-hot or index) |
+    | ``action_value`` | ``"action_value"`` | the network's output ``[*batch, n_actions]`` |
+    | ``reward`` | ``("next", "reward")`` | reward ``[*batch, 1]`` |
+    | ``done`` | ``("next", "done")`` | end of the trajectory ``[*batch, 1]`` |
+    | ``terminated`` | ``("next", "terminated")`` | no bootstrap after it ``[*batch, 1]`` |
+    | ``td_error`` | ``"td_error"`` | written: ``[*batch]`` |
+    | ``priority_weight`` | ``"_weight"`` | importance weights, used when present |
+
+    Returns ``{"loss_value", "pred_value", "target_value"}``: the (weighted)
+    mean of the per-sample distance, and the means of ``Q(s, a)`` and of the
+    target (detached).
+
+    Args:
+        value_network: a module writing ``"action_value"`` (a
+            :class:`~rlbricks.modules.QValueActor`).
+        loss_function: ``"l2"`` (squared error), ``"l1"`` or ``"smooth_l1"`` (Huber).
+        delay_value: keep a target copy of the network (update it with
+            :class:`~rlbricks.objectives.SoftUpdate` or
+            :class:`~rlbricks.objectives.HardUpdate`); ``False`` bootstraps on
+            the online network.
+        double_dqn: Double DQN targets.
+        action_space: ``"one_hot"`` or ``"categorical"``; read from the
+            network (``action_space`` attribute or action spec) when ``None``.
+
+    Raises:
+        LossError: an unknown ``loss_function``, or the action space cannot be told.
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.modules.recipes import dqn_model
+        >>> from rlbricks.objectives import DQNLoss
+        >>> from rlbricks.specs import Composite, OneHot, Unbounded
+        >>> from rlbricks.tensordict import TensorDict
+        >>> obs = Composite(observation=Unbounded(shape=(4,)))
+        >>> loss = DQNLoss(dqn_model(obs, OneHot(2), num_cells=(16,)), double_dqn=True)
+        >>> _ = loss.make_value_estimator(gamma=0.9)
+        >>> batch = TensorDict({
+        ...     "observation": torch.randn(8, 4),
+        ...     "action": OneHot(2).rand((8,)),
+        ...     "next": {"observation": torch.randn(8, 4), "reward": torch.ones(8, 1),
+        ...              "done": torch.zeros(8, 1, dtype=torch.bool),
+        ...              "terminated": torch.zeros(8, 1, dtype=torch.bool)},
+        ... }, batch_size=[8])
+        >>> out = loss(batch)
+        >>> out["loss_value"].backward()
+        >>> batch["td_error"].shape
+        torch.Size([8])
+    """
+
+    default_keys: ClassVar[dict[str, NestedKey]] = {
+        "action": "action",
+        "action_value": "action_value",
+        "reward": ("next", "reward"),
+        "done": ("next", "done"),
+        "terminated": ("next", "terminated"),
+        "td_error": "td_error",
+        "priority_weight": "_weight",
+    }
+    default_value_type: ClassVar[Any] = "td0"
+
+    value_network: nn.Module
+
+    def __init__(
+        self,
+        value_network: nn.Module,
+        *,
+        loss_function: str = "l2",
+        delay_value: bool = True,
+        double_dqn: bool = False,
+        action_space: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.loss_function = check_loss_function(loss_function, "DQNLoss")
+        self.action_space = infer_action_space(value_network, action_space, "DQNLoss")
+        self.double_dqn = bool(double_dqn)
+        self.register_network("value_network", value_network, delay=delay_value)
+
+    def _value_estimator_defaults(self) -> dict[str, Any]:
+        # the loss computes the next-state values itself; gamma defaults to 0.99
+        return {"value_network": None, "gamma": 0.99}
+
+    def forward(self, tensordict: TensorDict) -> TensorDict:
+        """The loss of a batch of transitions ``[*batch]``; writes ``"td_error"`` into it.
+
+        Example:
+            >>> import torch
+            >>> from torch import nn
+            >>> from rlbricks.modules import QValueActor
+            >>> from rlbricks.objectives import DQNLoss
+            >>> from rlbricks.tensordict import TensorDict
+            >>> loss = DQNLoss(QValueActor(nn.Linear(3, 2), action_space="categorical"))
+            >>> batch = TensorDict({"observation": torch.randn(4, 3), "action": torch.tensor([0, 1, 1, 0]),
+            ...     "next": {"observation": torch.randn(4, 3), "reward": torch.zeros(4, 1),
+            ...              "done": torch.ones(4, 1, dtype=torch.bool),
+            ...              "terminated": torch.ones(4, 1, dtype=torch.bool)}}, [4])
+            >>> sorted(loss(batch).keys())
+            ['loss_value', 'pred_value', 'target_value']
+        """
+        keys = self.tensor_keys
+        action = self._get(tensordict, "action")
+        values = self.value_network(tensordict.copy()).get(keys.action_value)
+        pred = gather_action(values, action, self.action_space)
+        with torch.no_grad():
+            next_value = self._next_value(tensordict)
+            target = bootstrap_target(self, tensordict, next_value, pred).reshape(pred.shape)
+        per_sample = distance_loss(pred, target, self.loss_function)
+        self._write_td_error(tensordict, (pred - target).abs())
+        return TensorDict(
+            {
+                "loss_value": self._reduce(per_sample, tensordict),
+                "pred_value": pred.detach().mean(),
+                "target_value": target.mean(),
+            }
+        )
+
+    def _next_value(self, tensordict: TensorDict) -> torch.Tensor:
+        """``V'(s')``, ``[*batch, 1]``: the target network's value of the greedy next action.
+
+        The greedy action is the argmax of the action values (of the online
+        network for double DQN), restricted by the network's action mask
+        when it has one; an ``"action"`` the network may write (with
+        exploration, for instance) is not used.
+        """
+        keys = self.tensor_keys
+        nxt = next_view(tensordict)
+        mask = read_action_mask(self.value_network, nxt)
+        target_values = self.target_network("value_network")(nxt.copy()).get(keys.action_value)
+        if self.double_dqn:
+            online_values = self.value_network(nxt.copy()).get(keys.action_value)
+            index = masked_argmax(online_values, mask)
+        else:
+            index = masked_argmax(target_values, mask)
+        return target_values.gather(-1, index.unsqueeze(-1))
