@@ -55,7 +55,9 @@ def test_action_converter_one_hot_matches_generic(value: torch.Tensor, start: in
 
 @pytest.mark.parametrize("start", [0, -2])
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
-def test_action_converter_categorical_scalar_matches_generic(start: int, dtype: torch.dtype) -> None:
+def test_action_converter_categorical_scalar_matches_generic(
+    start: int, dtype: torch.dtype
+) -> None:
     space = gym.spaces.Discrete(4, start=start)
     spec = space_to_spec(space, categorical_action_encoding=True)
     fast = action_converter(space, spec)
@@ -342,12 +344,21 @@ def test_single_env_array_reward_and_flags_keep_their_shape() -> None:
     assert nxt["done"].tolist() == [False]
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "async", "disabled"])
 def test_vector_maybe_reset_matches_the_generic_path(mode: str) -> None:
-    envs = [
-        GymEnv("CartPole-v1", num_envs=3, vectorization_mode=mode, max_episode_steps=4)
-        for _ in range(2)
-    ]
+    def make() -> GymWrapper:
+        if mode == "disabled":
+            venv = gym.make_vec(
+                "CartPole-v1",
+                num_envs=3,
+                vectorization_mode="sync",
+                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED, "copy": False},
+                max_episode_steps=4,
+            )
+            return GymWrapper(venv)
+        return GymEnv("CartPole-v1", num_envs=3, vectorization_mode=mode, max_episode_steps=4)
+
+    envs = [make() for _ in range(2)]
     try:
         roots = []
         for env in envs:

@@ -67,6 +67,15 @@ CASES: dict[str, Callable[[], GymWrapper]] = {
     "cartpole-vector-short-episodes": lambda: GymEnv(
         "CartPole-v1", num_envs=3, max_episode_steps=5
     ),
+    "cartpole-vector-disabled-short-episodes": lambda: GymWrapper(
+        gym.make_vec(
+            "CartPole-v1",
+            num_envs=3,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED, "copy": False},
+            max_episode_steps=5,
+        )
+    ),
 }
 
 

@@ -2,12 +2,20 @@
 
 Vector envs and episode boundaries: gymnasium 1.x vector envs auto-reset by
 default on the *next* step (``AutoresetMode.NEXT_STEP``), which glues two
-episodes into one transition. rlbricks resets explicitly instead
-(``step_and_maybe_reset`` → ``reset`` with a ``"_reset"`` mask), so the
-vector envs built by :class:`GymEnv` use ``AutoresetMode.DISABLED`` and
-partial resets go through ``reset(options={"reset_mask": ...})``: ``step``
-always returns the true last observation of an episode and ``reset`` the
-first one of the next — no observation is lost or shifted.
+episodes into one transition. rlbricks never lets that happen: a wrapped
+vector env uses either
+
+* ``AutoresetMode.SAME_STEP`` (what :class:`GymEnv` builds for array
+  observations): gymnasium resets a finished sub-env inside the step that
+  finished it; the wrapper writes the true last observation (gymnasium's
+  ``info["final_obs"]``) under ``"next"`` and keeps the new episode's first
+  observation for the reset that follows (``maybe_reset`` /
+  ``step_and_maybe_reset``), which then costs no gymnasium call; or
+* ``AutoresetMode.DISABLED`` (pixels, info keys, dict observations): the
+  reset that follows calls ``reset(options={"reset_mask": ...})``.
+
+Either way ``step`` returns the last observation of an episode and the reset
+the first one of the next: no observation is lost or shifted.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import torch
 from rlbricks.envs._base import DeviceLike
 from rlbricks.envs._base import EnvBase
 from rlbricks.envs._errors import EnvError
+from rlbricks.envs._gym_autoreset import PendingResets
 from rlbricks.envs._gym_spaces import action_converter
 from rlbricks.envs._gym_spaces import box_converter
 from rlbricks.envs._gym_spaces import space_to_spec
@@ -123,13 +132,24 @@ class GymWrapper(EnvBase):
             raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
         if pixels_only and not from_pixels:
             raise ValueError("pixels_only=True needs from_pixels=True")
+        modes = gym.vector.AutoresetMode
+        self._same_step = False
         if self._vector:
-            mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
-            if mode != gym.vector.AutoresetMode.DISABLED:
+            mode = env.metadata.get("autoreset_mode", modes.NEXT_STEP)
+            if mode not in (modes.DISABLED, modes.SAME_STEP):
                 raise EnvError(
-                    f"GymWrapper needs a vector env with autoreset disabled, got {mode}: build it "
-                    "with gymnasium.make_vec(..., vector_kwargs={'autoreset_mode': "
+                    f"GymWrapper needs a vector env whose autoreset cannot glue two episodes "
+                    f"together (AutoresetMode.DISABLED or AutoresetMode.SAME_STEP), got {mode}: "
+                    "build it with gymnasium.make_vec(..., vector_kwargs={'autoreset_mode': "
                     "gymnasium.vector.AutoresetMode.DISABLED}) or use GymEnv(env_id, num_envs=n)"
+                )
+            self._same_step = mode == modes.SAME_STEP
+            space = env.single_observation_space
+            if self._same_step and (from_pixels or info_keys or _is_composite_space(space)):
+                raise EnvError(
+                    "GymWrapper: with AutoresetMode.SAME_STEP the frames and infos of a step "
+                    "that ends an episode belong to the next one; pixels, info_keys and Dict or "
+                    "Tuple observations need a vector env built with AutoresetMode.DISABLED"
                 )
             if frame_skip > 1:
                 raise ValueError(
@@ -147,6 +167,7 @@ class GymWrapper(EnvBase):
         self.frame_skip = frame_skip
         self.info_keys = tuple(info_keys)
         self._seed: int | None = None
+        self._pending = PendingResets(type(self).__name__)
         self._obs_space = env.single_observation_space if self._vector else env.observation_space
         self._act_space = env.single_action_space if self._vector else env.action_space
         bs = self.batch_size
@@ -261,9 +282,13 @@ class GymWrapper(EnvBase):
             mask = np.array(reset.cpu().numpy(), dtype=bool).reshape(self._batch_size[0])
             if True not in mask.tolist():
                 return self.observation_spec.zero()
-            obs, info = self.env.reset(seed=seed, options={"reset_mask": mask})
+            if self._same_step:
+                obs, info = self._pending.take(mask, self._masked_reset(seed)), {}
+            else:
+                obs, info = self.env.reset(seed=seed, options={"reset_mask": mask})
         else:
             obs, info = self.env.reset(seed=seed)
+            self._pending.clear()
         out = self._observation(obs, info)
         if self._cpu:  # the done flags of a fresh episode, without three torch ops
             flags = out._tensordict
@@ -310,7 +335,10 @@ class GymWrapper(EnvBase):
         if True not in mask.tolist():
             return tensordict
         seed, self._seed = self._seed, None
-        obs, _ = self.env.reset(seed=seed, options={"reset_mask": mask})
+        if self._same_step:
+            obs = self._pending.take(mask, self._masked_reset(seed))
+        else:
+            obs, _ = self.env.reset(seed=seed, options={"reset_mask": mask})
         previous = observation.numpy()
         fresh = np.asarray(obs, dtype=previous.dtype)
         rows = mask.reshape(mask.shape + (1,) * (previous.ndim - 1))
@@ -322,13 +350,29 @@ class GymWrapper(EnvBase):
         out["truncated"] = torch.from_numpy(zeros[2])
         return TensorDict._new_unsafe(out, tensordict._batch_size, tensordict._device)
 
+    def _masked_reset(self, seed: int | None) -> Any:
+        """``mask -> observations``: gymnasium's reset of the sub-envs in ``mask``."""
+
+        def reset(mask: np.ndarray) -> Any:
+            return self.env.reset(seed=seed, options={"reset_mask": mask})[0]
+
+        return reset
+
     def _step(self, tensordict: TensorDict) -> TensorDict:
         action = tensordict.get("action")
         if self._action_fn is not None:
             action = self._action_fn(action)
         else:
             action = tensor_to_space_value(action, self._act_space, self.action_spec)
-        if self._vector or self.frame_skip == 1:
+        if self._vector:
+            if self._same_step:
+                self._pending.check_step()
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            if self._same_step:
+                finished = np.logical_or(terminated, truncated)
+                if True in finished.tolist():
+                    obs = self._pending.split(obs, finished, info)
+        elif self.frame_skip == 1:
             obs, reward, terminated, truncated, info = self.env.step(action)
         else:
             reward = 0.0
@@ -456,15 +500,24 @@ class GymEnv(GymWrapper):
             wrappers = []
             if frame_skip > 1:
                 wrappers.append(lambda e: _frame_skip_wrapper(gym, e, frame_skip))
-            env = gym.make_vec(
-                env_id,
-                num_envs=num_envs,
-                vectorization_mode=vectorization_mode,
-                # copy=False: the wrapper copies the observations into its own tensors
-                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED, "copy": False},
-                wrappers=wrappers or None,
-                **make_kwargs,
-            )
+            modes = gym.vector.AutoresetMode
+            same_step = not (from_pixels or info_keys)
+
+            def make(mode: Any) -> Any:
+                return gym.make_vec(
+                    env_id,
+                    num_envs=num_envs,
+                    vectorization_mode=vectorization_mode,
+                    # copy=False: the wrapper copies the observations into its own tensors
+                    vector_kwargs={"autoreset_mode": mode, "copy": False},
+                    wrappers=wrappers or None,
+                    **make_kwargs,
+                )
+
+            env = make(modes.SAME_STEP if same_step else modes.DISABLED)
+            if same_step and _is_composite_space(env.single_observation_space):
+                env.close()  # dict observations: resets go through gymnasium's reset_mask
+                env = make(modes.DISABLED)
             skip = 1
         try:
             super().__init__(
@@ -487,3 +540,7 @@ class GymEnv(GymWrapper):
 
 def _is_dict_space(space: Any) -> bool:
     return any(cls.__name__ == "Dict" for cls in type(space).__mro__)
+
+
+def _is_composite_space(space: Any) -> bool:
+    return any(cls.__name__ in ("Dict", "Tuple") for cls in type(space).__mro__)

@@ -117,20 +117,34 @@ def random_rollout(
     resets: list[tuple[int, Any, Any]] = []  # (step, mask or None, reset observation)
     steps = max_steps
     if wrapper._vector:
+        pending = wrapper._pending
+        same_step = wrapper._same_step
+        if same_step:
+            pending.check_step()
         for t in range(max_steps):
-            obs, rew, term, trunc, _ = env.step(gym_actions[t])
-            next_obs[t] = obs
+            obs, rew, term, trunc, info = env.step(gym_actions[t])
             reward[t, :, 0] = rew
             terminated[t, :, 0] = term
             truncated[t, :, 0] = trunc
             done = term | trunc
-            if True in done.tolist():
-                if break_when_any_done:
-                    steps = t + 1
-                    break
+            if True not in done.tolist():
+                next_obs[t] = obs
+                continue
+            if same_step:  # gymnasium started the new episodes inside this step
+                next_obs[t] = pending.split(obs, done, info)
+            else:
+                next_obs[t] = obs
+            if break_when_any_done:
+                steps = t + 1
+                break
+            if same_step:
+                started = pending.observation
+                pending.clear()
+            else:
                 seed, wrapper._seed = wrapper._seed, None
-                obs, _ = env.reset(seed=seed, options={"reset_mask": np.array(done, dtype=bool)})
-                resets.append((t, done, np.array(obs, dtype=obs_dtype)))
+                mask = np.array(done, dtype=bool)
+                started = env.reset(seed=seed, options={"reset_mask": mask})[0]
+            resets.append((t, done, np.array(started, dtype=obs_dtype)))
     else:
         for t in range(max_steps):
             obs, rew, term, trunc, _ = env.step(gym_actions[t])
