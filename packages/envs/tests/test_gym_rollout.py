@@ -13,9 +13,14 @@ import torch
 from rlbricks.envs import EnvError
 from rlbricks.envs import GymEnv
 from rlbricks.envs import GymWrapper
+from rlbricks.envs import step_mdp
+from rlbricks.envs._gym_policy_rollout import policy_rollout
 from rlbricks.envs._gym_rollout import random_rollout
+from rlbricks.specs import Bounded
+from rlbricks.specs import OneHot
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import assert_close
+from rlbricks.tensordict import stack
 
 
 def _replay(actions: torch.Tensor, time_dim: int) -> Callable[[TensorDict], TensorDict]:
@@ -158,3 +163,100 @@ def test_random_rollout_on_a_closed_env_raises() -> None:
     env.close()
     with pytest.raises(EnvError, match="closed"):
         env.rollout(3, auto_reset=False, tensordict=root)
+
+
+def _generic_loop(
+    env: GymWrapper,
+    root: TensorDict,
+    policy: Callable[[TensorDict], TensorDict],
+    steps: int,
+    break_when_any_done: bool,
+) -> tuple[TensorDict, TensorDict]:
+    """The step-by-step loop the array loop stands in for."""
+    out = []
+    td = root
+    for _ in range(steps):
+        td = policy(td)
+        if break_when_any_done:
+            td = env.step(td)
+            out.append(td)
+            if bool(td["next", "done"].any()):
+                break
+            td = step_mdp(td)
+        else:
+            td, td_next = env.step_and_maybe_reset(td)
+            out.append(td)
+            td = td_next
+    return stack(out, len(env.batch_size)), td
+
+
+def _recurrent_policy(env: GymWrapper, seed: int) -> Callable[[TensorDict], TensorDict]:
+    """Random actions from a private generator, a counter carried through ("next", ...)."""
+    gen = torch.Generator().manual_seed(seed)
+    bs = env.batch_size
+
+    def policy(td: TensorDict) -> TensorDict:
+        count = td.get("count", torch.zeros(*bs, 1))
+        td.set("count", count)
+        td.set(("next", "count"), count + 1 - td["done"].float())
+        td.set("seen_done", td["done"].clone())
+        spec = env.action_spec
+        if isinstance(spec, Bounded):
+            action = spec.low + (spec.high - spec.low) * torch.rand(spec.shape, generator=gen)
+        else:
+            one_hot = isinstance(spec, OneHot)
+            shape = spec.shape[: len(spec.shape) - 1] if one_hot else spec.shape
+            index = torch.randint(0, spec.n, shape, generator=gen)
+            action = spec.to_one_hot(index) if one_hot else index
+        td.set("action", action)
+        return td
+
+    return policy
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("break_when_any_done", [False, True])
+def test_policy_rollout_matches_the_generic_loop(case: str, break_when_any_done: bool) -> None:
+    fast_env, generic_env = CASES[case](), CASES[case]()
+    try:
+        fast_env.set_seed(4)
+        generic_env.set_seed(4)
+        out = policy_rollout(
+            fast_env, fast_env.reset(), _recurrent_policy(fast_env, 1), 40, break_when_any_done
+        )
+        assert out is not None  # the array loop ran: it is what is compared
+        expected, expected_root = _generic_loop(
+            generic_env,
+            generic_env.reset(),
+            _recurrent_policy(generic_env, 1),
+            40,
+            break_when_any_done,
+        )
+        fast, fast_root = out
+        assert sorted(map(str, fast.keys(True))) == sorted(map(str, expected.keys(True)))
+        assert_close(fast, expected, rtol=0, atol=0)
+        for key in fast.keys(include_nested=True, leaves_only=True):
+            assert fast.get(key).is_contiguous(), key
+        if not break_when_any_done:
+            assert sorted(fast_root.keys()) == sorted(expected_root.keys())
+            for key in expected_root.keys():
+                assert torch.equal(fast_root[key], expected_root[key]), key
+            # the next rollout continues from the returned root as the generic one does
+            again = policy_rollout(fast_env, fast_root, _recurrent_policy(fast_env, 2), 9, False)
+            assert again is not None
+            expected_again, _ = _generic_loop(
+                generic_env, expected_root, _recurrent_policy(generic_env, 2), 9, False
+            )
+            assert_close(again[0], expected_again, rtol=0, atol=0)
+    finally:
+        fast_env.close()
+        generic_env.close()
+
+
+def test_policy_rollout_needs_an_action() -> None:
+    env = GymEnv("CartPole-v1")
+    try:
+        with pytest.raises(EnvError, match="did not write 'action'"):
+            policy_rollout(env, env.reset(), lambda td: td, 3, False)
+    finally:
+        env.close()

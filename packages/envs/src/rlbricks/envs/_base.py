@@ -364,6 +364,22 @@ class EnvBase(abc.ABC):
         """
         return None
 
+    def _policy_rollout(
+        self,
+        tensordict: TensorDict,
+        policy: Callable[[TensorDict], TensorDict],
+        max_steps: int,
+        break_when_any_done: bool,
+    ) -> tuple[TensorDict, TensorDict] | None:
+        """Optional fast path of a rollout with ``policy`` from the root ``tensordict``.
+
+        Returns ``(steps, next_root)``: the stacked steps, exactly what the
+        generic loop gives, and the root of the following step (finished
+        sub-envs reset); None (the default) means "use the generic loop".
+        Collectors call it for every batch.
+        """
+        return None
+
     def rand_step(self, tensordict: TensorDict | None = None) -> TensorDict:
         """One ``step`` with a random action (resetting first when no input is given)."""
         if tensordict is None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
@@ -422,6 +423,17 @@ class GymWrapper(EnvBase):
         from rlbricks.envs._gym_rollout import random_rollout
 
         return random_rollout(self, tensordict, max_steps, break_when_any_done)
+
+    def _policy_rollout(
+        self,
+        tensordict: TensorDict,
+        policy: Callable[[TensorDict], TensorDict],
+        max_steps: int,
+        break_when_any_done: bool,
+    ) -> tuple[TensorDict, TensorDict] | None:
+        from rlbricks.envs._gym_policy_rollout import policy_rollout
+
+        return policy_rollout(self, tensordict, policy, max_steps, break_when_any_done)
 
     def _set_seed(self, seed: int) -> None:
         self._seed = seed

@@ -33,9 +33,10 @@ from rlbricks.tensordict import TensorDict
 if TYPE_CHECKING:
     from rlbricks.envs._gym import GymWrapper
 
-__all__ = ["random_rollout"]
+__all__ = ["DONE_FLAGS", "env_supported", "random_rollout"]
 
-_ROOT_KEYS = frozenset(("observation", "done", "terminated", "truncated"))
+DONE_FLAGS = ("done", "terminated", "truncated")
+_ROOT_KEYS = frozenset(("observation", *DONE_FLAGS))
 
 
 def _gym_actions(wrapper: GymWrapper, actions: torch.Tensor) -> Any:
@@ -53,22 +54,28 @@ def _gym_actions(wrapper: GymWrapper, actions: torch.Tensor) -> Any:
     return None
 
 
-def _supported(wrapper: GymWrapper, root: TensorDict) -> TensorSpec[Any] | None:
-    """The action spec when the fast loop applies to ``wrapper`` and ``root``, else None."""
+def env_supported(wrapper: GymWrapper) -> bool:
+    """Whether the array loops may stand in for ``wrapper``'s step-by-step loop."""
     from rlbricks.envs._gym import GymWrapper
 
     cls = type(wrapper)
-    if (
+    return not (
         cls._step is not GymWrapper._step
         or cls._reset is not GymWrapper._reset
         or cls.step is not GymWrapper.step
         or cls.reset is not GymWrapper.reset
         or cls.step_and_maybe_reset is not GymWrapper.step_and_maybe_reset
+        or cls.maybe_reset is not GymWrapper.maybe_reset
         or wrapper._obs_fn is None  # a Box observation only (no pixels, info keys, dicts)
         or not wrapper._cpu
         or (wrapper.frame_skip != 1 and not wrapper._vector)
         or wrapper.is_closed  # the generic loop raises the error
-    ):
+    )
+
+
+def _supported(wrapper: GymWrapper, root: TensorDict) -> TensorSpec[Any] | None:
+    """The action spec when the fast loop applies to ``wrapper`` and ``root``, else None."""
+    if not env_supported(wrapper):
         return None
     spec = wrapper.action_spec
     if spec.__class__ in (OneHot, Categorical):

@@ -94,6 +94,10 @@ def rollout(
         fast = env._random_rollout(td, max_steps, break_when_any_done)
         if fast is not None:
             return fast
+    elif policy is not None:
+        with_policy = env._policy_rollout(td, policy, max_steps, break_when_any_done)
+        if with_policy is not None:
+            return with_policy[0]
     steps = []
     spec = None
     draws = None
