@@ -20,6 +20,7 @@ from rlbricks.replay._interfaces import Sampler
 from rlbricks.replay._interfaces import Storage
 from rlbricks.replay._interfaces import Writer
 from rlbricks.replay._prioritized import PrioritizedSampler
+from rlbricks.replay._ray_buffer import RayReplayBuffer
 from rlbricks.replay._samplers import RandomSampler
 from rlbricks.replay._samplers import SamplerWithoutReplacement
 from rlbricks.replay._segment_tree import MinSegmentTree
@@ -43,6 +44,7 @@ __all__ = [
     "TensorDictReplayBuffer",
     "PrioritizedReplayBuffer",
     "TensorDictPrioritizedReplayBuffer",
+    "RayReplayBuffer",
     # storages
     "ListStorage",
     "TensorStorage",
