@@ -1,0 +1,81 @@
+"""rlbricks.trainers: the generic training loop, its hooks, loggers, config and checkpoints.
+
+:class:`Trainer` owns the loop (collect, process, optimise, log, checkpoint);
+hooks registered at its stages add the algorithm's pieces (a replay buffer,
+target-network updates, evaluation, logging). ``Trainer.save``/``load_state``
+checkpoint the whole run as JSON plus weights-only tensor files.
+
+Example:
+    >>> from rlbricks.trainers import STAGES
+    >>> STAGES
+    ('batch_process', 'pre_optim_steps', 'process_optim_batch', 'post_loss', 'post_optim', 'pre_steps_log', 'post_steps_log', 'post_steps')
+"""
+
+from rlbricks.trainers._config import add_collector_args
+from rlbricks.trainers._config import add_env_args
+from rlbricks.trainers._config import add_logger_args
+from rlbricks.trainers._config import add_loss_args
+from rlbricks.trainers._config import add_optim_args
+from rlbricks.trainers._config import add_replay_args
+from rlbricks.trainers._config import add_trainer_args
+from rlbricks.trainers._config import make_logger
+from rlbricks.trainers._config import make_parser
+from rlbricks.trainers._config import parse_args
+from rlbricks.trainers._errors import CheckpointError
+from rlbricks.trainers._errors import ConfigError
+from rlbricks.trainers._errors import TrainerError
+from rlbricks.trainers._hooks import BatchSubSampler
+from rlbricks.trainers._hooks import ClearCudaCache
+from rlbricks.trainers._hooks import ExplorationAnnealHook
+from rlbricks.trainers._hooks import ReplayBufferTrainer
+from rlbricks.trainers._hooks import TargetNetUpdaterHook
+from rlbricks.trainers._hooks import TrainerHookBase
+from rlbricks.trainers._hooks import UpdateWeights
+from rlbricks.trainers._log_hooks import CountFramesLog
+from rlbricks.trainers._log_hooks import LogReward
+from rlbricks.trainers._log_hooks import LogScalar
+from rlbricks.trainers._loggers import CSVLogger
+from rlbricks.trainers._loggers import Logger
+from rlbricks.trainers._loggers import TensorboardLogger
+from rlbricks.trainers._recorder import Recorder
+from rlbricks.trainers._trainer import STAGES
+from rlbricks.trainers._trainer import Trainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # the loop
+    "Trainer",
+    "STAGES",
+    # hooks
+    "TrainerHookBase",
+    "ReplayBufferTrainer",
+    "UpdateWeights",
+    "Recorder",
+    "LogScalar",
+    "LogReward",
+    "CountFramesLog",
+    "TargetNetUpdaterHook",
+    "ExplorationAnnealHook",
+    "BatchSubSampler",
+    "ClearCudaCache",
+    # loggers
+    "Logger",
+    "CSVLogger",
+    "TensorboardLogger",
+    # config
+    "make_parser",
+    "parse_args",
+    "make_logger",
+    "add_env_args",
+    "add_collector_args",
+    "add_replay_args",
+    "add_loss_args",
+    "add_optim_args",
+    "add_logger_args",
+    "add_trainer_args",
+    # errors
+    "TrainerError",
+    "CheckpointError",
+    "ConfigError",
+]

@@ -1,0 +1,293 @@
+"""configargparse helpers: the standard argument groups of the examples, strict config files.
+
+An example builds its parser from groups, then reads ``--config=<file>`` plus
+flag overrides (flags win over the file)::
+
+    parser = make_parser("env", "collector", "loss", "optim", "logger", "trainer")
+    args = parse_args(parser, ["--config=examples/dqn/configs/cartpole.txt", "--lr=1e-3"])
+
+Unlike plain configargparse, a key of the config file that no option knows
+is an error that names the key and the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from argparse import ArgumentParser
+from argparse import Namespace
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+
+import configargparse  # type: ignore[import-untyped]
+
+from rlbricks.trainers._errors import ConfigError
+from rlbricks.trainers._loggers import CSVLogger
+from rlbricks.trainers._loggers import Logger
+from rlbricks.trainers._loggers import TensorboardLogger
+
+__all__ = [
+    "add_collector_args",
+    "add_env_args",
+    "add_logger_args",
+    "add_loss_args",
+    "add_optim_args",
+    "add_replay_args",
+    "add_trainer_args",
+    "make_logger",
+    "make_parser",
+    "parse_args",
+]
+
+Parser = ArgumentParser  # configargparse's parser is an argparse.ArgumentParser
+
+
+def _none_or(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        return None if text.lower() in ("none", "null", "") else kind(text)
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def add_env_args(parser: Parser) -> Parser:
+    """Add the ``env`` group: ``--env_name``, ``--env_library``, ``--num_envs``, ``--frame_skip``,
+    ``--seed``, ``--max_frames_per_traj``.
+
+    Example:
+        >>> from rlbricks.trainers import add_env_args, make_parser
+        >>> add_env_args(make_parser()).parse_args([]).env_name
+        'CartPole-v1'
+    """
+    group = parser.add_argument_group("env")
+    group.add_argument("--env_name", default="CartPole-v1", help="environment id")
+    group.add_argument("--env_library", default="gym", choices=["gym", "dm_control"])
+    group.add_argument("--num_envs", type=int, default=1, help="parallel sub-envs")
+    group.add_argument("--frame_skip", type=int, default=1, help="repeat each action")
+    group.add_argument("--seed", type=int, default=0, help="seed of torch, numpy, envs")
+    group.add_argument("--max_frames_per_traj", type=_none_or(int), default=None)
+    return parser
+
+
+def add_collector_args(parser: Parser) -> Parser:
+    """Add the ``collector`` group: ``--frames_per_batch``, ``--total_frames``,
+    ``--init_random_frames``, ``--reset_at_each_iter``, ``--device``.
+
+    Example:
+        >>> from rlbricks.trainers import add_collector_args, make_parser
+        >>> add_collector_args(make_parser()).parse_args(["--total_frames=100"]).total_frames
+        100
+    """
+    group = parser.add_argument_group("collector")
+    group.add_argument("--frames_per_batch", type=int, default=1000)
+    group.add_argument("--total_frames", type=int, default=100_000)
+    group.add_argument("--init_random_frames", type=int, default=0)
+    group.add_argument("--reset_at_each_iter", action="store_true")
+    group.add_argument("--device", default="cpu", help="device of the models and batches")
+    return parser
+
+
+def add_replay_args(parser: Parser) -> Parser:
+    """Add the ``replay`` group: ``--buffer_size``, ``--batch_size``, ``--prb``, ``--alpha``,
+    ``--beta``, ``--buffer_scratch_dir``.
+
+    Example:
+        >>> from rlbricks.trainers import add_replay_args, make_parser
+        >>> add_replay_args(make_parser()).parse_args(["--prb"]).prb
+        True
+    """
+    group = parser.add_argument_group("replay")
+    group.add_argument("--buffer_size", type=int, default=100_000)
+    group.add_argument("--batch_size", type=int, default=256, help="rows per optimiser step")
+    group.add_argument("--prb", action="store_true", help="prioritized replay")
+    group.add_argument("--alpha", type=float, default=0.6, help="priority exponent")
+    group.add_argument("--beta", type=float, default=0.4, help="importance-weight exponent")
+    group.add_argument("--buffer_scratch_dir", type=_none_or(str), default=None,
+                       help="memmap the buffer in this folder (None: in RAM)")  # fmt: skip
+    return parser
+
+
+def add_loss_args(parser: Parser) -> Parser:
+    """Add the ``loss`` group: ``--gamma``, ``--loss_function``, ``--tau``,
+    ``--hard_update_interval``, ``--value_estimator``.
+
+    Example:
+        >>> from rlbricks.trainers import add_loss_args, make_parser
+        >>> add_loss_args(make_parser()).parse_args(["--gamma=0.9"]).gamma
+        0.9
+    """
+    group = parser.add_argument_group("loss")
+    group.add_argument("--gamma", type=float, default=0.99, help="discount")
+    group.add_argument("--loss_function", default="l2", choices=["l1", "l2", "smooth_l1"])
+    group.add_argument("--tau", type=float, default=0.005, help="soft target update step")
+    group.add_argument("--hard_update_interval", type=_none_or(int), default=None,
+                       help="copy targets every N optimiser steps (None: soft updates)")  # fmt: skip
+    group.add_argument(
+        "--value_estimator", default="td0", choices=["td0", "td1", "td_lambda", "gae"]
+    )
+    return parser
+
+
+def add_optim_args(parser: Parser) -> Parser:
+    """Add the ``optim`` group: ``--optimizer``, ``--lr``, ``--weight_decay``, ``--clip_norm``,
+    ``--clip_grad_value``.
+
+    Example:
+        >>> from rlbricks.trainers import add_optim_args, make_parser
+        >>> add_optim_args(make_parser()).parse_args(["--lr=0.01"]).lr
+        0.01
+    """
+    group = parser.add_argument_group("optim")
+    group.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd", "rmsprop"])
+    group.add_argument("--lr", type=float, default=3e-4)
+    group.add_argument("--weight_decay", type=float, default=0.0)
+    group.add_argument("--clip_norm", type=_none_or(float), default=None,
+                       help="gradient clipping threshold (None: no clipping)")  # fmt: skip
+    group.add_argument("--clip_grad_value", action="store_true",
+                       help="clip each gradient value instead of the global norm")  # fmt: skip
+    return parser
+
+
+def add_logger_args(parser: Parser) -> Parser:
+    """Add the ``logger`` group: ``--logger``, ``--exp_name``, ``--log_dir``, ``--log_interval``,
+    ``--record_interval``, ``--record_frames``.
+
+    Example:
+        >>> from rlbricks.trainers import add_logger_args, make_parser
+        >>> add_logger_args(make_parser()).parse_args([]).logger
+        'csv'
+    """
+    group = parser.add_argument_group("logger")
+    group.add_argument("--logger", default="csv", choices=["csv", "tensorboard", "none"])
+    group.add_argument("--exp_name", default="run", help="the run's folder name")
+    group.add_argument("--log_dir", default="runs", help="the folder of all runs")
+    group.add_argument("--log_interval", type=int, default=1000, help="frames between log writes")
+    group.add_argument("--record_interval", type=int, default=10, help="batches between evals")
+    group.add_argument("--record_frames", type=int, default=1000, help="steps per evaluation")
+    return parser
+
+
+def add_trainer_args(parser: Parser) -> Parser:
+    """Add the ``trainer`` group: ``--optim_steps_per_batch``, ``--save_trainer_interval``,
+    ``--save_trainer_file``, ``--resume``, ``--no_progress_bar``.
+
+    Example:
+        >>> from rlbricks.trainers import add_trainer_args, make_parser
+        >>> add_trainer_args(make_parser()).parse_args([]).optim_steps_per_batch
+        1
+    """
+    group = parser.add_argument_group("trainer")
+    group.add_argument("--optim_steps_per_batch", type=int, default=1)
+    group.add_argument("--save_trainer_interval", type=int, default=10_000)
+    group.add_argument("--save_trainer_file", type=_none_or(str), default=None)
+    group.add_argument("--resume", type=_none_or(str), default=None, help="checkpoint to load")
+    group.add_argument("--no_progress_bar", action="store_true")
+    return parser
+
+
+_GROUPS: dict[str, Callable[[Parser], Parser]] = {
+    "env": add_env_args,
+    "collector": add_collector_args,
+    "replay": add_replay_args,
+    "loss": add_loss_args,
+    "optim": add_optim_args,
+    "logger": add_logger_args,
+    "trainer": add_trainer_args,
+}
+
+
+def make_parser(*groups: str, description: str | None = None) -> Parser:
+    """A parser with ``--config`` (a ``key = value`` file) and the named argument groups.
+
+    Groups: ``env``, ``collector``, ``replay``, ``loss``, ``optim``, ``logger``, ``trainer``.
+
+    Raises:
+        ConfigError: an unknown group.
+
+    Example:
+        >>> from rlbricks.trainers import make_parser
+        >>> args = make_parser("optim", "trainer").parse_args(["--lr=0.1"])
+        >>> args.lr, args.optim_steps_per_batch
+        (0.1, 1)
+    """
+    parser: Parser = configargparse.ArgumentParser(description=description)
+    parser.add_argument("--config", is_config_file=True, help="a file of key = value lines")
+    for group in groups:
+        try:
+            _GROUPS[group](parser)
+        except KeyError:
+            raise ConfigError(
+                f"unknown argument group {group!r}; the groups are {', '.join(_GROUPS)}"
+            ) from None
+    return parser
+
+
+def _known_keys(parser: Parser) -> set[str]:
+    keys = set()
+    for action in parser._actions:
+        for option in action.option_strings:
+            if option.startswith("--"):
+                keys.add(option[2:])
+        keys.add(action.dest)
+    return keys
+
+
+def parse_args(parser: Parser, args: Sequence[str] | None = None) -> Namespace:
+    """Parse ``args`` (default: ``sys.argv``) and the ``--config`` file, rejecting unknown keys.
+
+    Raises:
+        ConfigError: the config file is missing or holds a key no option knows
+            (the message names the key, the file and the closest option).
+
+    Example:
+        >>> import tempfile
+        >>> from rlbricks.trainers import make_parser, parse_args
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        ...     _ = f.write("lr = 0.01\\nlearning_rate = 3\\n")
+        >>> parse_args(make_parser("optim"), [f"--config={f.name}"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        rlbricks.trainers._errors.ConfigError: unknown key 'learning_rate' in config file ...
+    """
+    pre = configargparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, _ = pre.parse_known_args(args)
+    if known.config is not None:
+        path = known.config
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file {path} does not exist; check the --config path")
+        with open(path) as stream:
+            items = parser._config_file_parser.parse(stream)  # type: ignore[attr-defined]
+        valid = _known_keys(parser)
+        for key in items:
+            if key not in valid:
+                close = difflib.get_close_matches(key, sorted(valid), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(
+                    f"unknown key {key!r} in config file {path}{hint}; the keys are the long "
+                    "options of the parser without '--' (see --help)"
+                )
+    return parser.parse_args(args)
+
+
+def make_logger(
+    kind: str, exp_name: str, log_dir: str | os.PathLike[str] = "runs"
+) -> Logger | None:
+    """The logger ``--logger`` names: ``"csv"``, ``"tensorboard"`` or ``"none"`` (None).
+
+    Raises:
+        ConfigError: an unknown kind.
+
+    Example:
+        >>> from rlbricks.trainers import make_logger
+        >>> make_logger("csv", "doc", "/tmp/rlbricks-doc-runs")
+        CSVLogger(exp_name='doc', log_dir='/tmp/rlbricks-doc-runs/doc')
+    """
+    if kind == "csv":
+        return CSVLogger(exp_name, log_dir)
+    if kind == "tensorboard":
+        return TensorboardLogger(exp_name, log_dir)
+    if kind == "none":
+        return None
+    raise ConfigError(f"unknown logger {kind!r}; use 'csv', 'tensorboard' or 'none'")

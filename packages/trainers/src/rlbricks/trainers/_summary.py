@@ -1,0 +1,54 @@
+"""The end-of-run summary: ``summary.json`` and, with matplotlib, ``learning_curve.png``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_summary"]
+
+EVAL_KEY = "eval_reward"
+REWARD_KEY = "reward"
+
+
+def _series(history: dict[str, list[tuple[int, float]]], key: str) -> list[tuple[int, float]]:
+    return list(history.get(key, []))
+
+
+def write_summary(trainer: Any, run_dir: Path) -> dict[str, Any]:
+    """Write ``summary.json`` (frames, wall time, final and best rewards) and the curve."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    evals = _series(trainer.history, EVAL_KEY)
+    rewards = _series(trainer.history, REWARD_KEY)
+    summary = {
+        "frames": trainer.collected_frames,
+        "optim_steps": trainer.optim_steps,
+        "wall_time": trainer.wall_time,
+        "final_eval_reward": evals[-1][1] if evals else None,
+        "best_eval_reward": max(v for _, v in evals) if evals else None,
+        "final_reward": rewards[-1][1] if rewards else None,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    curve = evals or rewards
+    if curve:
+        _plot(curve, EVAL_KEY if evals else REWARD_KEY, run_dir / "learning_curve.png")
+    return summary
+
+
+def _plot(curve: list[tuple[int, float]], label: str, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the [plot] extra is optional
+        return
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot([f for f, _ in curve], [v for _, v in curve], label=label)
+    ax.set_xlabel("frames")
+    ax.set_ylabel(label)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
