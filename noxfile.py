@@ -256,9 +256,13 @@ def bench_tensordict(session: nox.Session) -> None:
 
 @nox.session(name="bench-torchrl", default=False)
 def bench_torchrl(session: nox.Session) -> None:
-    """The other benchmarks beside torchrl (and the tensordict release it pairs with)."""
+    """The other benchmarks beside torchrl (and the tensordict release it pairs with) and rlox."""
     session.install(
-        "-c", "constraints/bench-torchrl.txt", *(_pkg_with_extras(n) for n in LEAVES), "torchrl"
+        "-c",
+        "constraints/bench-torchrl.txt",
+        *(_pkg_with_extras(n) for n in LEAVES),
+        "torchrl",
+        "rlox",
     )
     scripts = sorted(
         p.name
