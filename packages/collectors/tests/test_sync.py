@@ -14,8 +14,6 @@ from rlbricks.envs.testing import CountingEnv
 from rlbricks.modules import Actor
 from rlbricks.modules import ExplorationType
 from rlbricks.modules import exploration_type
-from rlbricks.replay import LazyTensorStorage
-from rlbricks.replay import TensorDictReplayBuffer
 from rlbricks.tensordict import TensorDict
 
 
@@ -171,13 +169,30 @@ def test_split_trajs_and_postproc() -> None:
 
 
 def test_replay_buffer_is_extended_and_nothing_is_yielded() -> None:
-    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(100))
+    replay = pytest.importorskip("rlbricks.replay")  # not a dependency of collectors
+    buffer = replay.TensorDictReplayBuffer(storage=replay.LazyTensorStorage(100))
     collector = SyncDataCollector(
         CountingEnv(batch_size=[2]), frames_per_batch=8, total_frames=24, replay_buffer=buffer
     )
     assert list(collector) == [None, None, None]
     assert len(buffer) == 24
     assert ("collector", "traj_ids") in buffer.sample(4).keys(include_nested=True)
+
+
+def test_any_object_with_extend_can_take_the_batches() -> None:
+    class Sink:
+        def __init__(self) -> None:
+            self.sizes: list[torch.Size] = []
+
+        def extend(self, batch: TensorDict) -> None:
+            self.sizes.append(batch.batch_size)
+
+    sink = Sink()
+    collector = SyncDataCollector(
+        CountingEnv(batch_size=[2]), frames_per_batch=8, total_frames=16, replay_buffer=sink
+    )
+    assert list(collector) == [None, None]
+    assert sink.sizes == [torch.Size([8])] * 2  # [*env_batch, T] flattened to transitions
 
 
 def test_return_same_td_reuses_the_batch() -> None:

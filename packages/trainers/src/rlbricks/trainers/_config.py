@@ -20,7 +20,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
-import configargparse  # type: ignore[import-untyped]
+import configargparse
 
 from rlbricks.trainers._errors import ConfigError
 from rlbricks.trainers._loggers import CSVLogger

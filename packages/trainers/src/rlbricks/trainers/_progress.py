@@ -13,6 +13,6 @@ def make_progress_bar(enabled: bool, total: int, initial: int = 0) -> Any:
     isatty = getattr(sys.stdout, "isatty", None)
     if not enabled or not callable(isatty) or not isatty():
         return None
-    from tqdm import tqdm  # type: ignore[import-untyped]
+    from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="frames", dynamic_ncols=True)
