@@ -155,3 +155,18 @@ def test_checkpoint_of_another_setup(tmp_path: Path) -> None:
     other.register_module("extra", other._modules["Recorder"])
     with pytest.raises(CheckpointError, match="extra"):
         other.load_state(ckpt)
+
+
+def test_resume_argument_continues_a_killed_run(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    full = build_dqn(TOTAL)
+    full.train()
+    # a first run saves halfway and is "killed" after its checkpoint
+    first = build_dqn(TOTAL // 2, save_trainer_file=ckpt, resume=ckpt)
+    first.train()  # no checkpoint yet: resume is ignored, the run starts from scratch
+    # the same command again: it continues from the checkpoint
+    second = build_dqn(TOTAL, save_trainer_file=ckpt, resume=ckpt)
+    second.train()
+    assert second.collected_frames == TOTAL
+    for key, value in weights(full).items():
+        assert torch.equal(weights(second)[key], value), key

@@ -80,6 +80,11 @@ class Trainer:
         log_interval: frames between two writes of a scalar.
         run_dir: where ``summary.json`` and ``learning_curve.png`` go at the end of
             :meth:`train` (default: the logger's folder; None without logger).
+        resume: a checkpoint folder to continue from: :meth:`train` loads it
+            (:meth:`load_state`) before its first batch, once the hooks are
+            registered. A path that does not exist yet is ignored, so a script
+            can pass the same path as ``save_trainer_file`` and ``resume`` and
+            run again after being killed.
 
     Example:
         >>> import torch
@@ -116,6 +121,7 @@ class Trainer:
         save_trainer_file: _PathLike | None = None,
         log_interval: int = 1_000,
         run_dir: _PathLike | None = None,
+        resume: _PathLike | None = None,
     ) -> None:
         if optim_steps_per_batch < 0:
             raise TrainerError(f"optim_steps_per_batch must be >= 0, got {optim_steps_per_batch}")
@@ -136,6 +142,7 @@ class Trainer:
         if run_dir is None and logger is not None:
             run_dir = logger.log_dir
         self.run_dir = None if run_dir is None else Path(run_dir)
+        self._resume = None if resume is None else Path(resume)
         self._ops: dict[str, list[tuple[Callable[..., Any], dict[str, Any]]]] = {
             stage: [] for stage in STAGES
         }
@@ -325,6 +332,9 @@ class Trainer:
             >>> trainer.collected_frames, trainer.optim_steps
             (12, 6)
         """
+        resume, self._resume = self._resume, None
+        if resume is not None and resume.exists():
+            self.load_state(resume)
         if self.collected_frames >= self.total_frames:
             return
         bar = make_progress_bar(self.progress_bar, self.total_frames, self.collected_frames)
