@@ -107,3 +107,25 @@ def test_clear_cuda_cache_counts(monkeypatch: Any) -> None:
         hook()
     assert t.hooks("post_optim") == [hook]
     assert hook.state_dict() == {"count": 3}
+
+
+def test_a_hook_without_a_stage_must_register_itself() -> None:
+    from rlbricks.trainers import TrainerHookBase
+
+    class NoStage(TrainerHookBase):
+        def __call__(self) -> None:
+            pass
+
+    with pytest.raises(NotImplementedError, match="stage"):
+        NoStage().register(trainer())
+
+
+def test_only_checkpointed_hooks_register_their_state() -> None:
+    from rlbricks.trainers import ClearCudaCache
+    from rlbricks.trainers import Recorder
+
+    t = trainer()
+    ClearCudaCache().register(t)
+    assert "ClearCudaCache" not in t._modules
+    assert Recorder.checkpointed
+    assert Recorder.stage == "post_steps_log"

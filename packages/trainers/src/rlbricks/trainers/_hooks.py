@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
 
 import torch
 
@@ -30,38 +31,52 @@ __all__ = [
 class TrainerHookBase:
     """A hook object: registers its methods at trainer stages and is checkpointed by name.
 
-    Subclasses implement :meth:`register` (calling ``trainer.register_op`` and
-    ``trainer.register_module``) and, when they keep state, :meth:`state_dict`
-    and :meth:`load_state_dict`.
+    A hook that is one callable at one stage sets the class attributes
+    ``stage`` (and ``checkpointed = True`` when its state goes into
+    checkpoints, under its class name or ``register``'s ``name``); the default
+    :meth:`register` does the rest. Hooks with several callables override
+    :meth:`register`. Hooks that keep state implement :meth:`state_dict` and
+    :meth:`load_state_dict`.
 
     Example:
         >>> from rlbricks.trainers import TrainerHookBase
         >>> class Count(TrainerHookBase):
+        ...     stage = "post_steps"
         ...     def __init__(self):
         ...         self.n = 0
         ...     def __call__(self):
         ...         self.n += 1
-        ...     def register(self, trainer, name=None):
-        ...         trainer.register_op("post_steps", self)
         >>> Count().state_dict()
         {}
     """
 
+    stage: ClassVar[str | None] = None
+    checkpointed: ClassVar[bool] = False
+
     def register(self, trainer: Trainer, name: str | None = None) -> None:
-        """Register this hook's callables at their stages of ``trainer``.
+        """Register the hook at its ``stage`` of ``trainer`` (and its state, if ``checkpointed``).
 
         Example:
             >>> import torch
             >>> from rlbricks.trainers import Trainer, TrainerHookBase
             >>> class Hello(TrainerHookBase):
-            ...     def register(self, trainer, name=None):
-            ...         trainer.register_op("post_steps", lambda: print("hello"))
+            ...     stage = "post_steps"
+            ...     def __call__(self):
+            ...         print("hello")
             >>> trainer = Trainer([], 10, torch.nn.Linear(1, 1), None)
             >>> Hello().register(trainer)
             >>> len(trainer.hooks("post_steps"))
             1
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement register()")
+        if self.stage is None:
+            raise NotImplementedError(
+                f"{type(self).__name__}: set the class attribute stage or override register()"
+            )
+        if not callable(self):
+            raise TypeError(f"{type(self).__name__}: a hook with a stage implements __call__")
+        trainer.register_op(self.stage, self)
+        if self.checkpointed:
+            self._register_module(trainer, name)
 
     def _register_module(self, trainer: Trainer, name: str | None) -> None:
         trainer.register_module(name or type(self).__name__, self)
@@ -293,6 +308,9 @@ class UpdateWeights(_Counter):
         2
     """
 
+    stage: ClassVar[str | None] = "post_steps"
+    checkpointed: ClassVar[bool] = True
+
     def __init__(self, collector: Any, update_weights_interval: int = 1) -> None:
         super().__init__(update_weights_interval)
         self.collector = collector
@@ -301,21 +319,6 @@ class UpdateWeights(_Counter):
         """Count one batch; sync the collector's policy weights when due."""
         if self._due():
             self.collector.update_policy_weights_()
-
-    def register(self, trainer: Trainer, name: str | None = None) -> None:
-        """Register at ``post_steps``.
-
-        Example:
-            >>> import torch
-            >>> from rlbricks.trainers import Trainer
-            >>> trainer = Trainer([], 10, torch.nn.Linear(1, 1), None)
-            >>> from rlbricks.trainers import UpdateWeights
-            >>> UpdateWeights(None).register(trainer)
-            >>> len(trainer.hooks("post_steps"))
-            1
-        """
-        trainer.register_op("post_steps", self)
-        self._register_module(trainer, name)
 
 
 class TargetNetUpdaterHook(TrainerHookBase):
@@ -335,27 +338,15 @@ class TargetNetUpdaterHook(TrainerHookBase):
         {'counter': 1}
     """
 
+    stage: ClassVar[str | None] = "post_optim"
+    checkpointed: ClassVar[bool] = True
+
     def __init__(self, updater: Any) -> None:
         self.updater = updater
 
     def __call__(self) -> None:
         """One step of the updater."""
         self.updater.step()
-
-    def register(self, trainer: Trainer, name: str | None = None) -> None:
-        """Register at ``post_optim``.
-
-        Example:
-            >>> import torch
-            >>> from rlbricks.trainers import Trainer
-            >>> trainer = Trainer([], 10, torch.nn.Linear(1, 1), None)
-            >>> from rlbricks.trainers import TargetNetUpdaterHook
-            >>> TargetNetUpdaterHook(None).register(trainer)
-            >>> len(trainer.hooks("post_optim"))
-            1
-        """
-        trainer.register_op("post_optim", self)
-        self._register_module(trainer, name)
 
     def state_dict(self) -> dict[str, Any]:
         """The updater's step counter, if it has one.
@@ -397,6 +388,8 @@ class ExplorationAnnealHook(TrainerHookBase):
         0.5
     """
 
+    stage: ClassVar[str | None] = "post_steps"
+
     def __init__(self, *modules: Any) -> None:
         if not modules:
             raise TrainerError("ExplorationAnnealHook needs at least one module with step(frames)")
@@ -424,19 +417,9 @@ class ExplorationAnnealHook(TrainerHookBase):
             self.step(self._trainer.frames_last_batch)
 
     def register(self, trainer: Trainer, name: str | None = None) -> None:
-        """Register at ``post_steps``.
-
-        Example:
-            >>> import torch
-            >>> from rlbricks.trainers import Trainer
-            >>> trainer = Trainer([], 10, torch.nn.Linear(1, 1), None)
-            >>> from rlbricks.trainers import ExplorationAnnealHook
-            >>> ExplorationAnnealHook(None).register(trainer)
-            >>> len(trainer.hooks("post_steps"))
-            1
-        """
+        """Register at ``post_steps`` (the hook reads the trainer's frame counters)."""
         self._trainer = trainer
-        trainer.register_op("post_steps", self)
+        super().register(trainer, name)
 
 
 class BatchSubSampler(TrainerHookBase):
@@ -454,6 +437,8 @@ class BatchSubSampler(TrainerHookBase):
         torch.Size([5])
     """
 
+    stage: ClassVar[str | None] = "process_optim_batch"
+
     def __init__(self, batch_size: int) -> None:
         if batch_size < 1:
             raise TrainerError(f"BatchSubSampler: batch_size must be >= 1, got {batch_size}")
@@ -464,20 +449,6 @@ class BatchSubSampler(TrainerHookBase):
         rows = batch.reshape(-1)
         index = torch.randint(rows.batch_size[0], (self.batch_size,), device=rows.device)
         return rows[index]
-
-    def register(self, trainer: Trainer, name: str | None = None) -> None:
-        """Register at ``process_optim_batch``.
-
-        Example:
-            >>> import torch
-            >>> from rlbricks.trainers import Trainer
-            >>> trainer = Trainer([], 10, torch.nn.Linear(1, 1), None)
-            >>> from rlbricks.trainers import BatchSubSampler
-            >>> BatchSubSampler(4).register(trainer)
-            >>> len(trainer.hooks("process_optim_batch"))
-            1
-        """
-        trainer.register_op("process_optim_batch", self)
 
 
 class ClearCudaCache(_Counter):
@@ -493,6 +464,8 @@ class ClearCudaCache(_Counter):
         1
     """
 
+    stage: ClassVar[str | None] = "post_optim"
+
     def __init__(self, interval: int = 1) -> None:
         super().__init__(interval)
 
@@ -500,17 +473,3 @@ class ClearCudaCache(_Counter):
         """Count one step; empty the cache when due."""
         if self._due() and torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-    def register(self, trainer: Trainer, name: str | None = None) -> None:
-        """Register at ``post_optim``.
-
-        Example:
-            >>> import torch
-            >>> from rlbricks.trainers import Trainer
-            >>> trainer = Trainer([], 10, torch.nn.Linear(1, 1), None)
-            >>> from rlbricks.trainers import ClearCudaCache
-            >>> ClearCudaCache().register(trainer)
-            >>> len(trainer.hooks("post_optim"))
-            1
-        """
-        trainer.register_op("post_optim", self)

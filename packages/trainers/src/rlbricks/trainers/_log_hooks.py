@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from typing import ClassVar
 
 from rlbricks.tensordict import TensorDict
 from rlbricks.trainers._errors import TrainerError
@@ -36,6 +37,8 @@ class LogScalar(TrainerHookBase):
         {'r': 3.0}
     """
 
+    stage: ClassVar[str | None] = "pre_steps_log"
+
     def __init__(
         self, key: str | tuple[str, ...], name: str | None = None, reduction: str = "mean"
     ) -> None:
@@ -57,20 +60,6 @@ class LogScalar(TrainerHookBase):
         if self.reduction == "last":
             return {self.name: float(value.reshape(-1)[-1])}
         return {self.name: float(getattr(value, self.reduction)())}
-
-    def register(self, trainer: Trainer, name: str | None = None) -> None:
-        """Register at ``pre_steps_log``.
-
-        Example:
-            >>> import torch
-            >>> from rlbricks.trainers import Trainer
-            >>> trainer = Trainer([], 10, torch.nn.Linear(1, 1), None)
-            >>> from rlbricks.trainers import LogScalar
-            >>> LogScalar("reward").register(trainer)
-            >>> len(trainer.hooks("pre_steps_log"))
-            1
-        """
-        trainer.register_op("pre_steps_log", self)
 
 
 class LogReward(LogScalar):
@@ -101,6 +90,8 @@ class CountFramesLog(TrainerHookBase):
         'n_frames'
     """
 
+    stage: ClassVar[str | None] = "pre_steps_log"
+
     def __init__(self, name: str = "n_frames") -> None:
         self.name = name
         self._trainer: Trainer | None = None
@@ -112,16 +103,6 @@ class CountFramesLog(TrainerHookBase):
         return {self.name: float(self._trainer.collected_frames)}
 
     def register(self, trainer: Trainer, name: str | None = None) -> None:
-        """Register at ``pre_steps_log``.
-
-        Example:
-            >>> import torch
-            >>> from rlbricks.trainers import Trainer
-            >>> trainer = Trainer([], 10, torch.nn.Linear(1, 1), None)
-            >>> from rlbricks.trainers import CountFramesLog
-            >>> CountFramesLog().register(trainer)
-            >>> len(trainer.hooks("pre_steps_log"))
-            1
-        """
+        """Register at ``pre_steps_log`` (the hook reads the trainer's frame counters)."""
         self._trainer = trainer
-        trainer.register_op("pre_steps_log", self)
+        super().register(trainer, name)

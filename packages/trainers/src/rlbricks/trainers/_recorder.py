@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
 
 import torch
 
@@ -14,9 +14,6 @@ from rlbricks.modules import ExplorationType
 from rlbricks.modules import set_exploration_type
 from rlbricks.tensordict import TensorDict
 from rlbricks.trainers._hooks import TrainerHookBase
-
-if TYPE_CHECKING:
-    from rlbricks.trainers._trainer import Trainer
 
 __all__ = ["Recorder"]
 
@@ -52,6 +49,9 @@ class Recorder(TrainerHookBase):
         >>> Recorder(CountingEnv(max_steps=3), always_one, record_interval=1).evaluate()
         3.0
     """
+
+    stage: ClassVar[str | None] = "post_steps_log"
+    checkpointed: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -109,21 +109,6 @@ class Recorder(TrainerHookBase):
         if self.count % self.record_interval:
             return None
         return {self.name: self.evaluate()}
-
-    def register(self, trainer: Trainer, name: str | None = None) -> None:
-        """Register at ``post_steps_log``.
-
-        Example:
-            >>> import torch
-            >>> from rlbricks.envs.testing import CountingEnv
-            >>> from rlbricks.trainers import Recorder, Trainer
-            >>> trainer = Trainer([], 10, torch.nn.Linear(1, 1), None)
-            >>> Recorder(CountingEnv(), lambda td: td).register(trainer)
-            >>> len(trainer.hooks("post_steps_log"))
-            1
-        """
-        trainer.register_op("post_steps_log", self)
-        self._register_module(trainer, name)
 
     def state_dict(self) -> dict[str, Any]:
         """The number of batches seen.
