@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from rlbricks.envs.testing import CountingEnv
@@ -10,6 +11,7 @@ from rlbricks.modules import TensorDictSequential
 from rlbricks.modules.recipes import dqn_model
 from rlbricks.tensordict import TensorDict
 from rlbricks.trainers import Recorder
+from rlbricks.trainers import TrainerError
 
 
 def greedy_policy() -> TensorDictSequential:
@@ -54,3 +56,37 @@ def test_policy_mode_is_restored() -> None:
     policy.train()
     Recorder(CountingEnv(), policy).evaluate()
     assert policy.training
+
+
+class _StepsEnv(CountingEnv):
+    """Sub-env i ends its episodes after i + 1 steps; reward 1 per step."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__(max_steps=100, batch_size=[width])
+        self.lengths = torch.arange(1, width + 1).unsqueeze(-1)
+
+    def _step(self, tensordict: TensorDict) -> TensorDict:
+        out = super()._step(tensordict)
+        out["reward"] = torch.ones_like(out["reward"])
+        out["terminated"] = out["observation"] >= self.lengths.to(out["observation"].dtype)
+        return out
+
+
+def test_episodes_are_dealt_round_robin_so_short_ones_are_not_favoured() -> None:
+    def zeros(td: TensorDict) -> TensorDict:
+        td["action"] = torch.zeros_like(td["observation"], dtype=torch.long)
+        return td
+
+    recorder = Recorder(_StepsEnv(3), zeros, max_steps=50)
+    # episode k runs on sub-env k % 3, whose episodes last k % 3 + 1 steps
+    assert recorder.evaluate_episodes(7) == [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0]
+    assert recorder.evaluate() == 2.0  # one episode per sub-env by default
+    # episodes longer than max_steps are cut there
+    assert Recorder(_StepsEnv(3), zeros, max_steps=2).evaluate_episodes(3) == [1.0, 2.0, 2.0]
+
+
+def test_bad_episode_counts_raise() -> None:
+    with pytest.raises(TrainerError, match="num_episodes"):
+        Recorder(CountingEnv(), lambda td: td, num_episodes=0)
+    with pytest.raises(TrainerError, match="max_steps"):
+        Recorder(CountingEnv(), lambda td: td, max_steps=0)

@@ -38,6 +38,11 @@ from rlbricks.trainers._loggers import CSVLogger
 from rlbricks.trainers._loggers import Logger
 from rlbricks.trainers._loggers import TensorboardLogger
 from rlbricks.trainers._recorder import Recorder
+from rlbricks.trainers._setup import make_env
+from rlbricks.trainers._setup import make_optimizer
+from rlbricks.trainers._setup import make_run
+from rlbricks.trainers._setup import run_report
+from rlbricks.trainers._setup import seed_everything
 from rlbricks.trainers._trainer import STAGES
 from rlbricks.trainers._trainer import Trainer
 
@@ -74,6 +79,12 @@ __all__ = [
     "add_optim_args",
     "add_logger_args",
     "add_trainer_args",
+    # example set-up
+    "seed_everything",
+    "make_env",
+    "make_optimizer",
+    "make_run",
+    "run_report",
     # errors
     "TrainerError",
     "CheckpointError",

@@ -52,8 +52,11 @@ def _none_or(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def add_env_args(parser: Parser) -> Parser:
-    """Add the ``env`` group: ``--env_name``, ``--env_library``, ``--num_envs``, ``--frame_skip``,
-    ``--seed``, ``--max_frames_per_traj``.
+    """Add the ``env`` group: ``--env_name``, ``--env_task``, ``--env_library``, ``--num_envs``,
+    ``--env_workers``, ``--frame_skip``, ``--seed``, ``--max_frames_per_traj``, ``--pixels``,
+    ``--image_size``, ``--frame_stack``, ``--noop_max``, ``--reward_clip``, ``--reward_scaling``.
+
+    :func:`~rlbricks.trainers.make_env` builds the env they describe.
 
     Example:
         >>> from rlbricks.trainers import add_env_args, make_parser
@@ -61,18 +64,32 @@ def add_env_args(parser: Parser) -> Parser:
         'CartPole-v1'
     """
     group = parser.add_argument_group("env")
-    group.add_argument("--env_name", default="CartPole-v1", help="environment id")
+    group.add_argument(
+        "--env_name", default="CartPole-v1", help="environment id (dm_control: domain)"
+    )
+    group.add_argument("--env_task", default="", help="dm_control task (e.g. run)")
     group.add_argument("--env_library", default="gym", choices=["gym", "dm_control"])
-    group.add_argument("--num_envs", type=int, default=1, help="parallel sub-envs")
+    group.add_argument("--num_envs", type=int, default=1, help="sub-envs of a gymnasium vector env")
+    group.add_argument("--env_workers", type=int, default=1,
+                       help="ParallelEnv processes, each holding --num_envs sub-envs")  # fmt: skip
     group.add_argument("--frame_skip", type=int, default=1, help="repeat each action")
     group.add_argument("--seed", type=int, default=0, help="seed of torch, numpy, envs")
     group.add_argument("--max_frames_per_traj", type=_none_or(int), default=None)
+    group.add_argument("--pixels", action="store_true", help="learn from rendered frames")
+    group.add_argument("--image_size", type=int, default=84, help="frames are resized to this")
+    group.add_argument("--frame_stack", type=int, default=4, help="frames stacked per observation")
+    group.add_argument("--noop_max", type=int, default=0, help="random no-ops after each reset")
+    group.add_argument(
+        "--reward_clip", action="store_true", help="clip training rewards to [-1, 1]"
+    )
+    group.add_argument("--reward_scaling", type=_none_or(float), default=None,
+                       help="multiply training rewards by this")  # fmt: skip
     return parser
 
 
 def add_collector_args(parser: Parser) -> Parser:
     """Add the ``collector`` group: ``--frames_per_batch``, ``--total_frames``,
-    ``--init_random_frames``, ``--reset_at_each_iter``, ``--device``.
+    ``--init_random_frames``, ``--reset_at_each_iter``, ``--device``, ``--collection_devices``.
 
     Example:
         >>> from rlbricks.trainers import add_collector_args, make_parser
@@ -84,7 +101,9 @@ def add_collector_args(parser: Parser) -> Parser:
     group.add_argument("--total_frames", type=int, default=100_000)
     group.add_argument("--init_random_frames", type=int, default=0)
     group.add_argument("--reset_at_each_iter", action="store_true")
-    group.add_argument("--device", default="cpu", help="device of the models and batches")
+    group.add_argument("--device", default="cpu", help="device of the training (models, batches)")
+    group.add_argument("--collection_devices", default="cpu",
+                       help="device the collector runs the policy on")  # fmt: skip
     return parser
 
 
@@ -150,8 +169,8 @@ def add_optim_args(parser: Parser) -> Parser:
 
 
 def add_logger_args(parser: Parser) -> Parser:
-    """Add the ``logger`` group: ``--logger``, ``--exp_name``, ``--log_dir``, ``--log_interval``,
-    ``--record_interval``, ``--record_frames``.
+    """Add the ``logger`` group: ``--logger``, ``--exp_name``, ``--logdir``, ``--log_interval``,
+    ``--record_interval``, ``--record_frames``, ``--eval_episodes``, ``--eval_envs``.
 
     Example:
         >>> from rlbricks.trainers import add_logger_args, make_parser
@@ -161,10 +180,15 @@ def add_logger_args(parser: Parser) -> Parser:
     group = parser.add_argument_group("logger")
     group.add_argument("--logger", default="csv", choices=["csv", "tensorboard", "none"])
     group.add_argument("--exp_name", default="run", help="the run's folder name")
-    group.add_argument("--log_dir", default="runs", help="the folder of all runs")
+    group.add_argument("--logdir", "--log_dir", dest="logdir", type=_none_or(str), default=None,
+                       help="the folder of all runs (None: <algo>_logging)")  # fmt: skip
     group.add_argument("--log_interval", type=int, default=1000, help="frames between log writes")
     group.add_argument("--record_interval", type=int, default=10, help="batches between evals")
-    group.add_argument("--record_frames", type=int, default=1000, help="steps per evaluation")
+    group.add_argument("--record_frames", type=int, default=1000,
+                       help="the longest evaluation episode, in steps")  # fmt: skip
+    group.add_argument("--eval_episodes", type=int, default=20,
+                       help="episodes of the final evaluation")  # fmt: skip
+    group.add_argument("--eval_envs", type=int, default=1, help="sub-envs of the evaluation env")
     return parser
 
 

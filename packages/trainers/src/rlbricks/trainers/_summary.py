@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +18,33 @@ def _series(history: dict[str, list[tuple[int, float]]], key: str) -> list[tuple
     return list(history.get(key, []))
 
 
-def write_summary(trainer: Any, run_dir: Path) -> dict[str, Any]:
-    """Write ``summary.json`` (frames, wall time, final and best rewards) and the curve."""
+def write_summary(
+    trainer: Any, run_dir: Path, eval_returns: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """Write ``summary.json`` (frames, wall time, eval and best rewards) and the curve.
+
+    With ``eval_returns`` (the returns of a final evaluation's episodes),
+    ``eval_reward_mean``/``eval_reward_std`` describe them; without, the last
+    periodic evaluation gives the mean and the std is None.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     evals = _series(trainer.history, EVAL_KEY)
     rewards = _series(trainer.history, REWARD_KEY)
+    if eval_returns:
+        mean: float | None = statistics.fmean(eval_returns)
+        std: float | None = statistics.pstdev(eval_returns)
+    else:
+        mean = evals[-1][1] if evals else None
+        std = None
+    candidates = [v for _, v in evals] + ([mean] if mean is not None else [])
     summary = {
         "frames": trainer.collected_frames,
         "optim_steps": trainer.optim_steps,
-        "wall_time": trainer.wall_time,
-        "final_eval_reward": evals[-1][1] if evals else None,
-        "best_eval_reward": max(v for _, v in evals) if evals else None,
+        "wall_time_s": round(trainer.wall_time, 3),
+        "eval_reward_mean": mean,
+        "eval_reward_std": std,
+        "eval_episodes": len(eval_returns) if eval_returns else None,
+        "best_eval_reward": max(candidates) if candidates else None,
         "final_reward": rewards[-1][1] if rewards else None,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -380,7 +381,35 @@ class Trainer:
         if self.save_trainer_file is not None and self._last_save < self.collected_frames:
             self.save(self.save_trainer_file)
         if self.run_dir is not None:
-            write_summary(self, self.run_dir)
+            self.write_summary()
+
+    def write_summary(self, eval_returns: Sequence[float] | None = None) -> dict[str, Any]:
+        """Write ``summary.json`` (and ``learning_curve.png``) into :attr:`run_dir`; return it.
+
+        :meth:`train` calls it at its end; call it again after a final
+        evaluation to record that evaluation's episode returns.  Keys:
+        ``frames``, ``optim_steps``, ``wall_time_s`` (time inside :meth:`train`),
+        ``eval_reward_mean`` and ``eval_reward_std`` (of ``eval_returns``; without
+        them the last periodic ``"eval_reward"`` and None), ``eval_episodes``,
+        ``best_eval_reward`` (over the periodic evaluations and this one) and
+        ``final_reward`` (the last logged ``"reward"``).
+
+        Raises:
+            TrainerError: the trainer has no run folder (no logger, no ``run_dir``).
+
+        Example:
+            >>> import tempfile, torch
+            >>> from rlbricks.trainers import Trainer
+            >>> trainer = Trainer([], 10, torch.nn.Linear(1, 1), None, run_dir=tempfile.mkdtemp())
+            >>> summary = trainer.write_summary([470.0, 500.0])
+            >>> summary["eval_reward_mean"], summary["eval_reward_std"], summary["eval_episodes"]
+            (485.0, 15.0, 2)
+        """
+        if self.run_dir is None:
+            raise TrainerError(
+                "the trainer has no run folder to write summary.json into; pass run_dir= or a logger"
+            )
+        return write_summary(self, self.run_dir, eval_returns)
 
     def _maybe_save(self) -> None:
         if self.save_trainer_file is None:

@@ -1,0 +1,280 @@
+"""The shared set-up of the example scripts: seeds, envs, optimisers and run folders from parsed args.
+
+Every example reads its config with :func:`~rlbricks.trainers.parse_args` and
+builds its pieces with these functions, so that what differs between two
+examples is the algorithm, not the plumbing::
+
+    seed_everything(args.seed)
+    env = make_env(args)                       # the collector's env
+    eval_env = make_env(args, eval=True)       # the evaluation env (no reward shaping)
+    logger, run_dir = make_run(args, "ppo")    # <logdir>/<exp_name>/, default ppo_logging/run/
+    optimizer = make_optimizer(args, loss.parameters())
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from argparse import Namespace
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlbricks.envs import EnvBase
+from rlbricks.envs import ParallelEnv
+from rlbricks.trainers._config import make_logger
+from rlbricks.trainers._errors import ConfigError
+from rlbricks.trainers._loggers import Logger
+from rlbricks.transforms import CatFrames
+from rlbricks.transforms import Compose
+from rlbricks.transforms import DoubleToFloat
+from rlbricks.transforms import GrayScale
+from rlbricks.transforms import NoopResetEnv
+from rlbricks.transforms import Resize
+from rlbricks.transforms import RewardClipping
+from rlbricks.transforms import RewardScaling
+from rlbricks.transforms import StepCounter
+from rlbricks.transforms import ToTensorImage
+from rlbricks.transforms import Transform
+from rlbricks.transforms import TransformedEnv
+
+__all__ = ["make_env", "make_optimizer", "make_run", "run_report", "seed_everything"]
+
+_OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's ``random``, numpy's global generator and torch.
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.trainers import seed_everything
+        >>> seed_everything(3); a = torch.rand(2)
+        >>> seed_everything(3); torch.equal(a, torch.rand(2))
+        True
+    """
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - the examples seed the global generator on purpose
+    torch.manual_seed(seed)
+
+
+def _base_env(
+    library: str,
+    name: str,
+    task: str,
+    num_envs: int,
+    frame_skip: int,
+    pixels: bool,
+    device: str | None,
+) -> EnvBase:
+    """One simulator (a gymnasium vector env when ``num_envs > 1``); a module-level
+    function so that ``ParallelEnv`` workers can build it under spawn."""
+    if library == "gym":
+        from rlbricks.envs import GymEnv
+
+        kwargs: dict[str, Any] = {}
+        if name.startswith("ALE/"):  # ALE repeats actions itself (and max-pools frames)
+            kwargs["frameskip"] = frame_skip
+            frame_skip = 1
+        return GymEnv(
+            name,
+            num_envs=num_envs if num_envs > 1 else None,
+            from_pixels=pixels,
+            pixels_only=pixels,
+            frame_skip=frame_skip,
+            device=device,
+            **kwargs,
+        )
+    if library == "dm_control":
+        from rlbricks.envs import DMControlEnv
+
+        if num_envs > 1:
+            raise ConfigError(
+                "dm_control envs are not vectorised: use --env_workers=N (one process each) "
+                "instead of --num_envs"
+            )
+        if not task:
+            raise ConfigError(f"a dm_control env needs --env_task (e.g. {name} and 'run')")
+        return DMControlEnv(
+            name,
+            task,
+            from_pixels=pixels,
+            pixels_only=pixels,
+            concat_observations=not pixels,
+            frame_skip=frame_skip,
+            device=device,
+        )
+    raise ConfigError(f"unknown --env_library {library!r}; use 'gym' or 'dm_control'")
+
+
+def _transforms(env: EnvBase, args: Namespace, eval: bool) -> list[Transform]:
+    out: list[Transform] = []
+    atari = args.env_library == "gym" and args.env_name.startswith("ALE/")
+    image_key = "observation" if atari else "pixels"
+    if getattr(args, "noop_max", 0) and not eval:
+        out.append(NoopResetEnv(args.noop_max, seed=args.seed))
+    if atari or args.pixels:
+        keys = [image_key]
+        out += [
+            ToTensorImage(in_keys=keys),
+            GrayScale(in_keys=keys),
+            Resize(args.image_size, args.image_size, in_keys=keys),
+            CatFrames(args.frame_stack, dim=-3, in_keys=keys),
+        ]
+    doubles = [
+        k for k, spec in env.observation_spec.items(True, True) if spec.dtype == torch.float64
+    ]
+    if doubles:
+        out.append(DoubleToFloat(in_keys=doubles))
+    if args.max_frames_per_traj is not None:
+        out.append(StepCounter(args.max_frames_per_traj))
+    if not eval:
+        if args.reward_clip:
+            out.append(RewardClipping(-1.0, 1.0))
+        if args.reward_scaling is not None:
+            out.append(RewardScaling(0.0, args.reward_scaling))
+    return out
+
+
+def make_env(
+    args: Namespace,
+    *,
+    eval: bool = False,
+    num_envs: int | None = None,
+    device: str | torch.device | None = None,
+) -> EnvBase:
+    """The env the ``env`` argument group describes, with the standard transforms.
+
+    * ``--env_library gym``: ``GymEnv(env_name)``, a gymnasium vector env of
+      ``--num_envs`` sub-envs when above 1; Atari ids (``ALE/...``) pass
+      ``--frame_skip`` to ALE. ``dm_control``: ``DMControlEnv(env_name,
+      env_task)`` with its observations concatenated.
+    * ``--env_workers N`` (N > 1): ``ParallelEnv`` of N processes, each holding
+      one such env.
+    * Transforms, only those needed: Atari frames or ``--pixels`` go through
+      ToTensorImage → GrayScale → Resize(``--image_size``) →
+      CatFrames(``--frame_stack``); ``float64`` observations become ``float32``;
+      ``--max_frames_per_traj`` adds a ``StepCounter``. The training env (not
+      the ``eval`` one) also gets ``--noop_max`` no-op starts, ``--reward_clip``
+      and ``--reward_scaling``. A plain gymnasium env stays untransformed so
+      that collectors keep their fast path.
+    * Seeded with ``--seed`` (the eval env with ``--seed + 1000``).
+
+    Args:
+        args: parsed arguments holding the ``env`` group.
+        eval: build the evaluation env (no reward shaping, no no-op starts,
+            ``--eval_envs`` sub-envs when that option exists).
+        num_envs: override ``--num_envs``.
+        device: device of the env's outputs.
+
+    Raises:
+        ConfigError: an unknown library or a dm_control env without task.
+
+    Example:
+        >>> from rlbricks.trainers import add_env_args, make_env, make_parser
+        >>> args = make_parser("env").parse_args(["--num_envs=4", "--max_frames_per_traj=50"])
+        >>> env = make_env(args)
+        >>> env.batch_size, type(env).__name__
+        (torch.Size([4]), 'TransformedEnv')
+        >>> env.close()
+    """
+    if num_envs is None:
+        num_envs = getattr(args, "eval_envs", None) if eval else None
+        num_envs = args.num_envs if num_envs is None else num_envs
+    factory = functools.partial(
+        _base_env,
+        args.env_library,
+        args.env_name,
+        args.env_task,
+        int(num_envs),
+        args.frame_skip,
+        args.pixels,
+        None if device is None else str(device),
+    )
+    env: EnvBase
+    workers = 1 if eval else args.env_workers
+    if workers > 1:
+        env = ParallelEnv(workers, factory, device=device)
+    else:
+        env = factory()
+    transforms = _transforms(env, args, eval)
+    if transforms:
+        env = TransformedEnv(env, Compose(*transforms))
+    env.set_seed(args.seed + (1000 if eval else 0))
+    return env
+
+
+def make_optimizer(args: Namespace, parameters: Iterable[Any]) -> torch.optim.Optimizer:
+    """The optimiser of the ``optim`` group: ``--optimizer``, ``--lr``, ``--weight_decay``.
+
+    Raises:
+        ConfigError: an unknown optimiser.
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.trainers import make_optimizer, make_parser
+        >>> args = make_parser("optim").parse_args(["--optimizer=sgd", "--lr=0.5"])
+        >>> make_optimizer(args, torch.nn.Linear(2, 1).parameters()).param_groups[0]["lr"]
+        0.5
+    """
+    try:
+        kind = _OPTIMIZERS[args.optimizer]
+    except KeyError:
+        raise ConfigError(
+            f"unknown --optimizer {args.optimizer!r}; use one of {', '.join(_OPTIMIZERS)}"
+        ) from None
+    return kind(parameters, lr=args.lr, weight_decay=args.weight_decay)
+
+
+def make_run(args: Namespace, algo: str) -> tuple[Logger | None, Path]:
+    """The logger of the ``logger`` group and the run folder ``<logdir>/<exp_name>``.
+
+    ``--logdir`` defaults to ``<algo>_logging``; the folder holds the logs,
+    ``summary.json`` and ``learning_curve.png``.
+
+    Example:
+        >>> import tempfile
+        >>> from rlbricks.trainers import make_parser, make_run
+        >>> args = make_parser("logger").parse_args(["--logger=csv", "--exp_name=demo",
+        ...                                          f"--logdir={tempfile.mkdtemp()}/ppo"])
+        >>> logger, run_dir = make_run(args, "ppo")
+        >>> run_dir.name, type(logger).__name__
+        ('demo', 'CSVLogger')
+    """
+    logdir = Path(args.logdir if args.logdir is not None else f"{algo}_logging")
+    logger = make_logger(args.logger, args.exp_name, logdir)
+    return logger, logdir / args.exp_name
+
+
+def run_report(summary: dict[str, Any], run_dir: Path, logger: Logger | None) -> str:
+    """The closing lines of an example: eval return, run folder and how to look at the logs.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from rlbricks.trainers import run_report
+        >>> print(run_report({"eval_reward_mean": 500.0, "eval_reward_std": 0.0,
+        ...                   "eval_episodes": 20, "frames": 1000, "wall_time_s": 12.5},
+        ...                  Path("ppo_logging/run"), None))
+        eval return: 500.0 ± 0.0 over 20 episodes (1000 frames, 12.5 s of training)
+        run folder:  ppo_logging/run
+    """
+    mean, std = summary.get("eval_reward_mean"), summary.get("eval_reward_std")
+    score = "n/a" if mean is None else f"{mean:.1f}" + ("" if std is None else f" ± {std:.1f}")
+    episodes = summary.get("eval_episodes")
+    where = f" over {episodes} episodes" if episodes else ""
+    lines = [
+        f"eval return: {score}{where} ({summary['frames']} frames, "
+        f"{summary['wall_time_s']:.1f} s of training)",
+        f"run folder:  {run_dir}",
+    ]
+    if logger is not None and type(logger).__name__ == "TensorboardLogger":
+        lines.append(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+    return "\n".join(lines)
