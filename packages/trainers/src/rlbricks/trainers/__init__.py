@@ -24,9 +24,11 @@ from rlbricks.trainers._config import parse_args
 from rlbricks.trainers._errors import CheckpointError
 from rlbricks.trainers._errors import ConfigError
 from rlbricks.trainers._errors import TrainerError
+from rlbricks.trainers._hooks import AdvantageHook
 from rlbricks.trainers._hooks import BatchSubSampler
 from rlbricks.trainers._hooks import ClearCudaCache
 from rlbricks.trainers._hooks import ExplorationAnnealHook
+from rlbricks.trainers._hooks import LinearSchedule
 from rlbricks.trainers._hooks import ReplayBufferTrainer
 from rlbricks.trainers._hooks import TargetNetUpdaterHook
 from rlbricks.trainers._hooks import TrainerHookBase
@@ -55,6 +57,7 @@ __all__ = [
     # hooks
     "TrainerHookBase",
     "ReplayBufferTrainer",
+    "AdvantageHook",
     "UpdateWeights",
     "Recorder",
     "LogScalar",
@@ -62,6 +65,7 @@ __all__ = [
     "CountFramesLog",
     "TargetNetUpdaterHook",
     "ExplorationAnnealHook",
+    "LinearSchedule",
     "BatchSubSampler",
     "ClearCudaCache",
     # loggers

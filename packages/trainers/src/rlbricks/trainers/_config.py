@@ -71,7 +71,7 @@ def add_env_args(parser: Parser) -> Parser:
     group.add_argument("--env_library", default="gym", choices=["gym", "dm_control"])
     group.add_argument("--num_envs", type=int, default=1, help="sub-envs of a gymnasium vector env")
     group.add_argument("--env_workers", type=int, default=1,
-                       help="ParallelEnv processes, each holding --num_envs sub-envs")  # fmt: skip
+                       help="ParallelEnv processes, one env each (then --num_envs=1)")  # fmt: skip
     group.add_argument("--frame_skip", type=int, default=1, help="repeat each action")
     group.add_argument("--seed", type=int, default=0, help="seed of torch, numpy, envs")
     group.add_argument("--max_frames_per_traj", type=_none_or(int), default=None)

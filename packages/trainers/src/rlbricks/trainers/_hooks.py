@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -291,6 +292,139 @@ class ReplayBufferTrainer(TrainerHookBase):
             4
         """
         self.replay_buffer.loads(folder)
+
+
+class AdvantageHook(TrainerHookBase):
+    """Run a value estimator on each collected batch, before it is cut into minibatches.
+
+    On-policy losses (PPO, A2C) need the advantage and the value target of
+    each step computed over the whole ``[envs, time]`` batch, with the
+    networks of the moment and without gradients; registered before a
+    :class:`ReplayBufferTrainer`, this hook writes them into the batch the
+    buffer then stores.
+
+    Stage: ``batch_process``.
+
+    Args:
+        estimator: a value estimator module (e.g. ``loss.value_estimator``, a
+            :class:`~rlbricks.objectives.GAE`) that writes into its input.
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.objectives import GAE
+        >>> from rlbricks.tensordict import TensorDict
+        >>> from rlbricks.trainers import AdvantageHook
+        >>> flags = torch.zeros(1, 3, 1, dtype=torch.bool)
+        >>> batch = TensorDict({"state_value": torch.zeros(1, 3, 1), "next": {
+        ...     "state_value": torch.zeros(1, 3, 1), "reward": torch.ones(1, 3, 1),
+        ...     "done": flags, "terminated": flags}}, [1, 3])
+        >>> out = AdvantageHook(GAE(gamma=1.0, lmbda=1.0, value_network=None))(batch)
+        >>> out["advantage"].flatten().tolist()
+        [3.0, 2.0, 1.0]
+    """
+
+    stage: ClassVar[str | None] = "batch_process"
+
+    def __init__(self, estimator: Callable[[TensorDict], Any]) -> None:
+        if not callable(estimator):
+            raise TrainerError(f"AdvantageHook needs a callable value estimator, got {estimator!r}")
+        self.estimator = estimator
+
+    def __call__(self, batch: TensorDict) -> TensorDict:
+        """Write the estimator's entries (``advantage``, ``value_target``) into ``batch``."""
+        with torch.no_grad():
+            out = self.estimator(batch)
+        return batch if out is None else out
+
+
+class LinearSchedule(TrainerHookBase):
+    """Move a hyper-parameter linearly from its current value to ``end`` over ``frames`` frames.
+
+    ``target`` is an optimiser (every param group's ``name`` entry, e.g.
+    ``"lr"``) or any object (its attribute ``name``, e.g. a loss's
+    ``clip_epsilon``). After each batch the value is
+    ``start + (end - start) * min(1, collected_frames / frames)``, ``start``
+    being the value when the hook was built; it is a function of the
+    trainer's frame counter, so a resumed run follows the same schedule.
+
+    Stage: ``post_steps``.
+
+    Args:
+        target: an optimiser or an object with the attribute ``name``.
+        name: the param-group key or attribute.
+        end: the value reached after ``frames`` frames.
+        frames: the length of the schedule, in collected frames.
+
+    Raises:
+        TrainerError: ``frames`` is not positive or ``target`` has no such value.
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.trainers import LinearSchedule, Trainer
+        >>> optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
+        >>> trainer = Trainer([], 100, torch.nn.Linear(1, 1), optimizer)
+        >>> LinearSchedule(optimizer, "lr", 0.0, frames=100).register(trainer)
+        >>> trainer.collected_frames = 25
+        >>> trainer.hooks("post_steps")[0]()
+        >>> optimizer.param_groups[0]["lr"]
+        0.75
+    """
+
+    stage: ClassVar[str | None] = "post_steps"
+
+    def __init__(self, target: Any, name: str, end: float, frames: int) -> None:
+        if int(frames) < 1:
+            raise TrainerError(f"LinearSchedule: frames must be >= 1, got {frames}")
+        self.target = target
+        self.name = name
+        self.end = float(end)
+        self.frames = int(frames)
+        self.start = float(self._read())
+        self._trainer: Trainer | None = None
+
+    def _groups(self) -> list[dict[str, Any]] | None:
+        return self.target.param_groups if isinstance(self.target, torch.optim.Optimizer) else None
+
+    def _read(self) -> float:
+        groups = self._groups()
+        try:
+            return float(
+                groups[0][self.name] if groups is not None else getattr(self.target, self.name)
+            )
+        except (KeyError, AttributeError):
+            raise TrainerError(
+                f"LinearSchedule: {type(self.target).__name__} has no {self.name!r} to schedule"
+            ) from None
+
+    def value(self, frames: int) -> float:
+        """The scheduled value after ``frames`` collected frames.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.trainers import LinearSchedule
+            >>> optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
+            >>> LinearSchedule(optimizer, "lr", 0.5, frames=10).value(20)
+            0.5
+        """
+        progress = min(1.0, max(0, frames) / self.frames)
+        return self.start + (self.end - self.start) * progress
+
+    def __call__(self) -> None:
+        """Set the value for the trainer's current frame count."""
+        if self._trainer is None:
+            raise TrainerError("LinearSchedule: call register(trainer) first")
+        value = self.value(self._trainer.collected_frames)
+        groups = self._groups()
+        if groups is None:
+            setattr(self.target, self.name, value)
+        else:
+            for group in groups:
+                group[self.name] = value
+
+    def register(self, trainer: Trainer, name: str | None = None) -> None:
+        """Register at ``post_steps`` (the hook reads the trainer's frame counter)."""
+        self._trainer = trainer
+        super().register(trainer, name)
 
 
 class UpdateWeights(_Counter):

@@ -158,7 +158,7 @@ def make_env(
       ``--frame_skip`` to ALE. ``dm_control``: ``DMControlEnv(env_name,
       env_task)`` with its observations concatenated.
     * ``--env_workers N`` (N > 1): ``ParallelEnv`` of N processes, each holding
-      one such env.
+      one unbatched env (``--num_envs`` must then be 1).
     * Transforms, only those needed: Atari frames or ``--pixels`` go through
       ToTensorImage → GrayScale → Resize(``--image_size``) →
       CatFrames(``--frame_stack``); ``float64`` observations become ``float32``;
@@ -176,7 +176,8 @@ def make_env(
         device: device of the env's outputs.
 
     Raises:
-        ConfigError: an unknown library or a dm_control env without task.
+        ConfigError: an unknown library, a dm_control env without task, or
+            both ``--env_workers`` and ``--num_envs`` above 1.
 
     Example:
         >>> from rlbricks.trainers import add_env_args, make_env, make_parser
@@ -201,6 +202,11 @@ def make_env(
     )
     env: EnvBase
     workers = 1 if eval else args.env_workers
+    if workers > 1 and num_envs > 1:
+        raise ConfigError(
+            f"--env_workers={workers} with --num_envs={num_envs}: a ParallelEnv worker holds one "
+            "unbatched env; use either worker processes or a vector env of sub-envs"
+        )
     if workers > 1:
         env = ParallelEnv(workers, factory, device=device)
     else:

@@ -49,8 +49,11 @@ def write_summary(
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     curve = evals or rewards
-    if curve:
-        _plot(curve, EVAL_KEY if evals else REWARD_KEY, run_dir / "learning_curve.png")
+    png = run_dir / "learning_curve.png"
+    # a second call after the final evaluation has the same curve: keep the picture
+    if curve and (trainer._plotted != curve or not png.exists()):
+        _plot(curve, EVAL_KEY if evals else REWARD_KEY, png)
+        trainer._plotted = list(curve)
     return summary
 
 

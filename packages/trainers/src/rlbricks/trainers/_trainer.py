@@ -159,6 +159,7 @@ class Trainer:
         self._last_write: dict[str, int] = {}
         self._last_save = 0
         self._collector_frames = 0
+        self._plotted: list[tuple[int, float]] | None = None  # the curve of learning_curve.png
 
     # ------------------------------------------------------------------ #
     # registration

@@ -1,0 +1,185 @@
+"""The example set-up helpers: seeds, envs, optimisers, run folders, schedules, advantages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlbricks.envs.testing import CountingEnv
+from rlbricks.objectives import GAE
+from rlbricks.tensordict import TensorDict
+from rlbricks.trainers import AdvantageHook
+from rlbricks.trainers import ConfigError
+from rlbricks.trainers import CSVLogger
+from rlbricks.trainers import LinearSchedule
+from rlbricks.trainers import Trainer
+from rlbricks.trainers import TrainerError
+from rlbricks.trainers import make_env
+from rlbricks.trainers import make_optimizer
+from rlbricks.trainers import make_parser
+from rlbricks.trainers import make_run
+from rlbricks.trainers import run_report
+from rlbricks.trainers import seed_everything
+
+gym = pytest.importorskip("gymnasium")
+
+
+def parse(*argv: str):
+    return make_parser("env", "collector", "optim", "logger").parse_args(list(argv))
+
+
+def test_seed_everything_replays_every_generator() -> None:
+    import random
+
+    import numpy as np
+
+    seed_everything(5)
+    first = (random.random(), np.random.rand(), torch.rand(1).item())  # noqa: NPY002
+    seed_everything(5)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first  # noqa: NPY002
+
+
+def test_plain_gym_env_stays_untransformed_and_seeded() -> None:
+    env = make_env(parse("--num_envs=3", "--seed=7"))
+    assert type(env).__name__ == "GymEnv"
+    assert env.batch_size == (3,)
+    again = make_env(parse("--num_envs=3", "--seed=7"))
+    assert torch.equal(env.reset()["observation"], again.reset()["observation"])
+    env.close()
+    again.close()
+
+
+def test_transforms_only_where_asked_and_not_for_eval() -> None:
+    args = parse("--env_name=Pendulum-v1", "--max_frames_per_traj=5", "--reward_scaling=0.5")
+    train, evaluation = make_env(args), make_env(args, eval=True)
+    names = [type(t).__name__ for t in train.transform]
+    assert names == ["StepCounter", "RewardScaling"]
+    assert [type(t).__name__ for t in evaluation.transform] == ["StepCounter"]
+    rollout = train.rollout(10, break_when_any_done=False)
+    assert rollout["next", "truncated"][4].item()
+    assert not rollout["next", "truncated"][3].item()
+    # the eval env gets its own seed: its first observation differs from the training env's
+    assert not torch.equal(train.reset()["observation"], evaluation.reset()["observation"])
+    train.close()
+    evaluation.close()
+
+
+def test_float64_observations_become_float32() -> None:
+    pytest.importorskip("mujoco")
+    env = make_env(parse("--env_name=InvertedPendulum-v5"))
+    assert env.observation_spec["observation"].dtype == torch.float32
+    assert env.rollout(2)["next", "observation"].dtype == torch.float32
+    env.close()
+
+
+def test_eval_env_width() -> None:
+    env = make_env(parse("--num_envs=4", "--eval_envs=2"), eval=True)
+    assert env.batch_size == (2,)
+    env.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--env_workers=2", "--num_envs=2"], "one unbatched env"),
+        (["--env_library=dm_control", "--env_name=cheetah"], "--env_task"),
+        (
+            ["--env_library=dm_control", "--env_name=cheetah", "--env_task=run", "--num_envs=2"],
+            "--env_workers",
+        ),
+    ],
+)
+def test_bad_env_configs_name_the_fix(argv: list[str], match: str) -> None:
+    if "dm_control" in " ".join(argv):
+        pytest.importorskip("dm_control")
+    with pytest.raises(ConfigError, match=match):
+        make_env(parse(*argv))
+
+
+def test_make_optimizer_kinds() -> None:
+    net = torch.nn.Linear(2, 1)
+    for kind, cls in [
+        ("adam", torch.optim.Adam),
+        ("sgd", torch.optim.SGD),
+        ("rmsprop", torch.optim.RMSprop),
+        ("adamw", torch.optim.AdamW),
+    ]:
+        optimizer = make_optimizer(parse(f"--optimizer={kind}", "--lr=0.25"), net.parameters())
+        assert type(optimizer) is cls
+        assert optimizer.param_groups[0]["lr"] == 0.25
+
+
+def test_make_run_default_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    logger, run_dir = make_run(parse("--logger=csv", "--exp_name=x"), "ppo")
+    assert run_dir == Path("ppo_logging") / "x"
+    assert isinstance(logger, CSVLogger)
+    assert Path(logger.log_dir).resolve() == (tmp_path / "ppo_logging" / "x").resolve()
+    # --log_dir is an alias of --logdir
+    _, run_dir = make_run(parse("--logger=none", "--log_dir=elsewhere", "--exp_name=y"), "ppo")
+    assert run_dir == Path("elsewhere") / "y"
+
+
+def test_run_report_mentions_tensorboard_only_for_tensorboard(tmp_path: Path) -> None:
+    summary = {
+        "eval_reward_mean": 1.5,
+        "eval_reward_std": None,
+        "eval_episodes": None,
+        "frames": 10,
+        "wall_time_s": 1.0,
+    }
+    text = run_report(summary, tmp_path / "run", CSVLogger("run", tmp_path))
+    assert "eval return: 1.5 (10 frames" in text
+    assert "TensorBoard" not in text
+
+
+def test_linear_schedule_on_optimizer_and_attribute() -> None:
+    net = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.Adam([{"params": [net.weight]}, {"params": [net.bias]}], lr=1.0)
+
+    class Loss:
+        clip_epsilon = 0.2
+
+    loss = Loss()
+    trainer = Trainer([], 100, net, optimizer)
+    LinearSchedule(optimizer, "lr", 0.0, frames=80).register(trainer)
+    LinearSchedule(loss, "clip_epsilon", 0.0, frames=80).register(trainer)
+    for frames, lr in [(0, 1.0), (20, 0.75), (80, 0.0), (200, 0.0)]:
+        trainer.collected_frames = frames
+        for hook in trainer.hooks("post_steps"):
+            hook()
+        assert [g["lr"] for g in optimizer.param_groups] == [lr, lr]
+        assert loss.clip_epsilon == pytest.approx(0.2 * lr)
+
+
+def test_linear_schedule_errors() -> None:
+    optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
+    with pytest.raises(TrainerError, match="frames"):
+        LinearSchedule(optimizer, "lr", 0.0, frames=0)
+    with pytest.raises(TrainerError, match="no 'momentum_x'"):
+        LinearSchedule(optimizer, "momentum_x", 0.0, frames=10)
+    with pytest.raises(TrainerError, match="register"):
+        LinearSchedule(optimizer, "lr", 0.0, frames=10)()
+
+
+def test_advantage_hook_runs_on_the_whole_batch_without_gradients() -> None:
+    env = CountingEnv(max_steps=3, batch_size=[2])
+    critic = torch.nn.Linear(1, 1)
+
+    def value(td: TensorDict) -> TensorDict:
+        td["state_value"] = critic(td["observation"])
+        return td
+
+    def ones(td: TensorDict) -> TensorDict:
+        td["action"] = torch.ones_like(td["observation"], dtype=torch.long)
+        return td
+
+    batch = env.rollout(5, ones, break_when_any_done=False)
+    out = AdvantageHook(GAE(gamma=0.9, lmbda=0.8, value_network=value))(batch)
+    assert out["advantage"].shape == (2, 5, 1)
+    assert not out["advantage"].requires_grad
+    assert not out["value_target"].requires_grad
+    with pytest.raises(TrainerError, match="callable"):
+        AdvantageHook("gae")  # type: ignore[arg-type]
