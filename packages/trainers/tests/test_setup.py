@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from rlbricks.trainers import make_env
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
 from rlbricks.trainers import make_run
+from rlbricks.trainers import make_trainer
 from rlbricks.trainers import run_report
 from rlbricks.trainers import seed_everything
 
@@ -183,3 +185,36 @@ def test_advantage_hook_runs_on_the_whole_batch_without_gradients() -> None:
     assert not out["value_target"].requires_grad
     with pytest.raises(TrainerError, match="callable"):
         AdvantageHook("gae")  # type: ignore[arg-type]
+
+
+def test_make_trainer_reads_the_groups_and_logs_the_hparams(tmp_path: Path) -> None:
+    args = make_parser("collector", "optim", "logger", "trainer").parse_args(
+        [
+            "--total_frames=96",
+            "--clip_norm=2.0",
+            "--clip_grad_value",
+            "--optim_steps_per_batch=3",
+            "--log_interval=7",
+            "--no_progress_bar",
+            f"--save_trainer_file={tmp_path / 'ckpt'}",
+        ]
+    )
+    net = torch.nn.Linear(1, 1)
+    logger = CSVLogger("run", tmp_path)
+    trainer = make_trainer(
+        args,
+        [],
+        net,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        logger,
+        tmp_path / "run",
+        log_interval=11,
+    )
+    assert (trainer.total_frames, trainer.clip_norm, trainer.clip_grad_norm) == (96, 2.0, False)
+    assert (trainer.optim_steps_per_batch, trainer.progress_bar) == (3, False)
+    assert trainer.log_interval == 11  # keyword arguments win over the args
+    assert trainer.save_trainer_file == tmp_path / "ckpt"
+    assert trainer.run_dir == tmp_path / "run"
+    hparams = json.loads((tmp_path / "run" / "hparams.json").read_text())
+    assert hparams["total_frames"] == 96
+    assert "config" not in hparams

@@ -43,6 +43,7 @@ from rlbricks.trainers._recorder import Recorder
 from rlbricks.trainers._setup import make_env
 from rlbricks.trainers._setup import make_optimizer
 from rlbricks.trainers._setup import make_run
+from rlbricks.trainers._setup import make_trainer
 from rlbricks.trainers._setup import run_report
 from rlbricks.trainers._setup import seed_everything
 from rlbricks.trainers._trainer import STAGES
@@ -88,6 +89,7 @@ __all__ = [
     "make_env",
     "make_optimizer",
     "make_run",
+    "make_trainer",
     "run_report",
     # errors
     "TrainerError",

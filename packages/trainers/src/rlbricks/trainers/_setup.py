@@ -28,6 +28,7 @@ from rlbricks.envs import ParallelEnv
 from rlbricks.trainers._config import make_logger
 from rlbricks.trainers._errors import ConfigError
 from rlbricks.trainers._loggers import Logger
+from rlbricks.trainers._trainer import Trainer
 from rlbricks.transforms import CatFrames
 from rlbricks.transforms import Compose
 from rlbricks.transforms import DoubleToFloat
@@ -41,7 +42,14 @@ from rlbricks.transforms import ToTensorImage
 from rlbricks.transforms import Transform
 from rlbricks.transforms import TransformedEnv
 
-__all__ = ["make_env", "make_optimizer", "make_run", "run_report", "seed_everything"]
+__all__ = [
+    "make_env",
+    "make_optimizer",
+    "make_run",
+    "make_trainer",
+    "run_report",
+    "seed_everything",
+]
 
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -258,6 +266,52 @@ def make_run(args: Namespace, algo: str) -> tuple[Logger | None, Path]:
     logdir = Path(args.logdir if args.logdir is not None else f"{algo}_logging")
     logger = make_logger(args.logger, args.exp_name, logdir)
     return logger, logdir / args.exp_name
+
+
+def make_trainer(
+    args: Namespace,
+    collector: Iterable[Any],
+    loss_module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    logger: Logger | None,
+    run_dir: Path,
+    **overrides: Any,
+) -> Trainer:
+    """The :class:`Trainer` of the ``collector``, ``optim``, ``logger`` and ``trainer`` groups.
+
+    Reads ``--total_frames``, ``--optim_steps_per_batch``, ``--clip_norm``,
+    ``--clip_grad_value``, ``--no_progress_bar``, ``--log_interval``,
+    ``--save_trainer_interval``, ``--save_trainer_file`` and ``--resume``;
+    keyword arguments override them (e.g. an on-policy example's
+    ``optim_steps_per_batch``). The run's arguments go to the logger's
+    hyper-parameters.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from rlbricks.trainers import make_parser, make_trainer
+        >>> args = make_parser("collector", "optim", "logger", "trainer").parse_args(
+        ...     ["--total_frames=64", "--clip_norm=0.5"])
+        >>> net = torch.nn.Linear(1, 1)
+        >>> trainer = make_trainer(args, [], net, torch.optim.Adam(net.parameters()), None,
+        ...                        tempfile.mkdtemp(), optim_steps_per_batch=4)
+        >>> trainer.total_frames, trainer.clip_norm, trainer.optim_steps_per_batch
+        (64, 0.5, 4)
+    """
+    if logger is not None:
+        logger.log_hparams({k: v for k, v in vars(args).items() if k != "config"})
+    kwargs: dict[str, Any] = {
+        "optim_steps_per_batch": args.optim_steps_per_batch,
+        "clip_norm": args.clip_norm,
+        "clip_grad_norm": not args.clip_grad_value,
+        "progress_bar": not args.no_progress_bar,
+        "log_interval": args.log_interval,
+        "save_trainer_interval": args.save_trainer_interval,
+        "save_trainer_file": args.save_trainer_file,
+        "resume": args.resume,
+        "run_dir": run_dir,
+        **overrides,
+    }
+    return Trainer(collector, args.total_frames, loss_module, optimizer, logger, **kwargs)
 
 
 def run_report(summary: dict[str, Any], run_dir: Path, logger: Logger | None) -> str:
