@@ -228,6 +228,45 @@ def docs_serve(session: nox.Session) -> None:
     session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000")
 
 
+def _install_for_examples(session: nox.Session, *extras: str) -> None:
+    """Every brick from the local sources, with the extras the examples use."""
+    wanted = {
+        "envs": [e for e in extras if e in ("gym", "atari", "mujoco", "dm_control")],
+        "collectors": [e for e in extras if e == "ray"],
+        "trainers": [e for e in extras if e in ("tensorboard", "plot")],
+    }
+    specs = [
+        f"{_pkg_path(n)}[{','.join(wanted[n])}]" if wanted.get(n) else _pkg_path(n) for n in LEAVES
+    ]
+    session.install("-c", "constraints/test.txt", *specs)
+
+
+@nox.session(default=False)
+def demo(session: nox.Session) -> None:
+    """Train PPO on CartPole from examples/ppo/configs/cartpole.txt; print the eval return.
+
+    Extra arguments are flags of the example (e.g. ``nox -s demo -- --seed=1``).
+    """
+    _install_for_examples(session, "gym", "tensorboard", "plot")
+    session.run(
+        "python",
+        "examples/ppo/ppo.py",
+        "--config=examples/ppo/configs/cartpole.txt",
+        *session.posargs,
+        env={"OMP_NUM_THREADS": "1"},
+    )
+
+
+@nox.session(default=False)
+def results(session: nox.Session) -> None:
+    """Rerun the examples' CPU results and rewrite their tables in the README files.
+
+    ``nox -s results -- --only ppo/cartpole`` reruns a subset.
+    """
+    _install_for_examples(session, "gym", "ray", "tensorboard", "plot")
+    session.run("python", "examples/results.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+
+
 @nox.session(default=False)
 def build(session: nox.Session) -> None:
     """Alias of ``wheels``: build every package's wheel into dist/."""
@@ -256,13 +295,14 @@ def bench_tensordict(session: nox.Session) -> None:
 
 @nox.session(name="bench-torchrl", default=False)
 def bench_torchrl(session: nox.Session) -> None:
-    """The other benchmarks beside torchrl (and the tensordict release it pairs with) and rlox."""
+    """The other benchmarks beside torchrl (with its tensordict), rlox and stable-baselines3."""
     session.install(
         "-c",
         "constraints/bench-torchrl.txt",
         *(_pkg_with_extras(n) for n in LEAVES),
         "torchrl",
         "rlox",
+        "stable-baselines3",
     )
     scripts = sorted(
         p.name

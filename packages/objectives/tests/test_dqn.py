@@ -128,6 +128,31 @@ def test_dqn_target_network_double_dqn_and_smooth_l1_by_hand() -> None:
     torch.testing.assert_close(huber(_golden_batch())["loss_value"], torch.tensor(1.625 / 3))
 
 
+def test_dqn_n_step_transitions_bootstrap_with_gamma_power_k() -> None:
+    # regression: MultiStepTransform writes steps_to_next_obs = k (shorter at batch and
+    # episode ends); the bootstrap must be discounted by gamma ** k, not gamma
+    online = [[1.0, 0.0], [0.0, 2.0]]
+    for double_dqn in (False, True):
+        loss = DQNLoss(_linear_q(online, action_space="categorical"), double_dqn=double_dqn)
+        loss.make_value_estimator(gamma=0.5)
+        td = _golden_batch()
+        td["steps_to_next_obs"] = torch.tensor([[3], [1], [2]])
+        loss(td)
+        # pred [2, 2, 0]; max Q(s') = [2, 2, 3]; target = r + 0.5**k (1 - term) max
+        # = [1 + 0.125 * 2, 0 + 0.5 * 2, -1] = [1.25, 1, -1]
+        torch.testing.assert_close(td["td_error"], torch.tensor([0.75, 1.0, 1.0]))
+    # one-step batches are unchanged (k = 1 everywhere gives the plain target)
+    loss = DQNLoss(_linear_q(online, action_space="categorical"))
+    loss.make_value_estimator(gamma=0.5)
+    td = _golden_batch()
+    td["steps_to_next_obs"] = torch.ones(3, 1, dtype=torch.long)
+    torch.testing.assert_close(loss(td)["loss_value"], torch.tensor(2.0 / 3.0))
+    # only TD(0) knows how to bootstrap n-step transitions
+    loss.make_value_estimator("td1", gamma=0.5)
+    with pytest.raises(LossError, match="td0"):
+        loss(td)
+
+
 def test_dqn_without_delay_bootstraps_on_online_net() -> None:
     loss = DQNLoss(
         _linear_q([[1.0, 0.0], [0.0, 2.0]], action_space="categorical"), delay_value=False
@@ -336,6 +361,38 @@ def test_distributional_loss_matches_reference() -> None:
     out["loss_value"].backward()
     assert all(p.grad is not None for p in loss.value_network.parameters())
     assert all(p.grad is None for p in loss.target_value_network.parameters())
+
+
+def test_distributional_double_dqn_and_n_step_discount() -> None:
+    # regression: Rainbow's C51 target uses the online network's greedy next action
+    # (double_dqn=True) and n-step transitions discounted by gamma ** steps_to_next_obs
+    torch.manual_seed(0)
+    actor = _c51()
+    loss = DistributionalDQNLoss(actor, gamma=0.8, double_dqn=True)
+    with torch.no_grad():  # a different target network
+        for p in loss.target_value_network.parameters():
+            p.add_(torch.randn_like(p))
+    td = _golden_batch()
+    td["steps_to_next_obs"] = torch.tensor([[3], [1], [2]])
+    out = loss(td)
+    support = torch.linspace(-1.0, 1.0, 5)
+    log_p = torch.log_softmax(actor[0].module(td["observation"]), -1)
+    chosen = log_p[torch.arange(3), td["action"]]
+    with torch.no_grad():
+        next_obs = td["next", "observation"]
+        online_p = torch.softmax(actor[0].module(next_obs), -1)
+        target_p = torch.softmax(loss.target_value_network[0].module(next_obs), -1)
+        greedy = (online_p * support).sum(-1).argmax(-1)
+        discount = 0.8 ** td["steps_to_next_obs"].squeeze(-1).float()
+        target = _naive_projection(
+            support,
+            target_p[torch.arange(3), greedy],
+            td["next", "reward"].squeeze(-1),
+            discount * (~td["next", "terminated"]).float().squeeze(-1),
+        )
+    torch.testing.assert_close(out["loss_value"], -(target * chosen).sum(-1).mean())
+    # the online and target networks disagree on the greedy action somewhere
+    assert not torch.equal(greedy, (target_p * support).sum(-1).argmax(-1))
 
 
 def test_distributional_greedy_next_action_respects_mask() -> None:

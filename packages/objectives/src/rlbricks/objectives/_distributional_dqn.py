@@ -85,8 +85,12 @@ class DistributionalDQNLoss(LossModule):
     back onto the support with :func:`categorical_projection`.  The loss is
     ``-sum_i m_i log p_i(s, a)``; this per-sample cross-entropy is also
     written into the input as ``"td_error"`` (for prioritized replay, as in
-    Rainbow).  ``gamma`` is the discount of one transition (use
-    ``gamma ** n`` with n-step rewards); no value estimator is involved.
+    Rainbow).  ``gamma`` is the discount of one transition; n-step
+    transitions (:class:`~rlbricks.transforms.MultiStepTransform`) carry
+    ``"steps_to_next_obs"`` = ``k`` and are discounted by ``gamma ** k``.
+    With ``double_dqn=True`` the greedy next action is picked by the online
+    network and its distribution read from the target network (Double DQN, as
+    in Rainbow).  No value estimator is involved.
 
     Keys (change them with :meth:`set_keys`):
 
@@ -98,6 +102,7 @@ class DistributionalDQNLoss(LossModule):
     | ``terminated`` | ``("next", "terminated")`` | no bootstrap after it ``[*batch, 1]`` |
     | ``td_error`` | ``"td_error"`` | written: the per-sample cross-entropy ``[*batch]`` |
     | ``priority_weight`` | ``"_weight"`` | importance weights, used when present |
+    | ``steps_to_next_obs`` | ``"steps_to_next_obs"`` | n-step look-ahead ``[*batch, 1]``, used when present |
 
     Returns ``{"loss_value"}``: the (weighted) mean cross-entropy.
 
@@ -106,6 +111,7 @@ class DistributionalDQNLoss(LossModule):
             ``support`` tensor (evenly spaced atoms).
         gamma: the discount factor.
         delay_value: keep a target copy of the network.
+        double_dqn: pick the greedy next action with the online network.
         action_space: ``"one_hot"`` or ``"categorical"``; read from the
             network when ``None``.
 
@@ -138,6 +144,7 @@ class DistributionalDQNLoss(LossModule):
         "terminated": ("next", "terminated"),
         "td_error": "td_error",
         "priority_weight": "_weight",
+        "steps_to_next_obs": "steps_to_next_obs",
     }
 
     value_network: nn.Module
@@ -148,12 +155,14 @@ class DistributionalDQNLoss(LossModule):
         gamma: float,
         *,
         delay_value: bool = True,
+        double_dqn: bool = False,
         action_space: str | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= float(gamma) <= 1.0:
             raise LossError(f"DistributionalDQNLoss: gamma must be in [0, 1], got {gamma}")
         self.gamma = float(gamma)
+        self.double_dqn = bool(double_dqn)
         self.action_space = infer_action_space(value_network, action_space, "DistributionalDQNLoss")
         support = _find_support(value_network)
         steps = support.diff()
@@ -243,10 +252,18 @@ class DistributionalDQNLoss(LossModule):
         support = self.support
         nxt = next_view(tensordict)
         mask = read_action_mask(self.value_network, nxt)
-        out = self.target_network("value_network")(nxt)
+        out = self.target_network("value_network")(nxt.copy())
         next_probs = out.get(keys.action_value).exp()  # [*batch, n_actions, atoms]
-        greedy = masked_argmax((next_probs * support).sum(-1), mask)
+        chooser = next_probs
+        if self.double_dqn:
+            chooser = self.value_network(nxt).get(keys.action_value).exp()
+        greedy = masked_argmax((chooser * support).sum(-1), mask)
         probs = gather_action(next_probs, greedy, "categorical", n_extra=1)
         not_terminal = (~terminated.to(torch.bool)).to(probs.dtype)
         discount = self.gamma * not_terminal
+        steps = tensordict.get(keys.steps_to_next_obs, None)
+        if steps is not None:  # n-step transitions: gamma ** k
+            discount = discount * self.gamma ** (steps.to(probs.dtype) - 1.0).reshape(
+                discount.shape
+            )
         return categorical_projection(support, probs, reward.to(probs.dtype), discount)

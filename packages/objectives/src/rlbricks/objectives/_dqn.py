@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from rlbricks.objectives._loss_base import LossError
 from rlbricks.objectives._loss_base import LossModule
 from rlbricks.objectives._utils import bootstrap_target
 from rlbricks.objectives._utils import check_loss_function
@@ -17,6 +18,7 @@ from rlbricks.objectives._utils import infer_action_space
 from rlbricks.objectives._utils import masked_argmax
 from rlbricks.objectives._utils import next_view
 from rlbricks.objectives._utils import read_action_mask
+from rlbricks.objectives.value import TD0Estimator
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 
@@ -37,6 +39,12 @@ class DQNLoss(LossModule):
     error ``|Q(s, a) - target|`` is written into the input under
     ``"td_error"`` (shape ``[*batch]``) for prioritized replay.
 
+    n-step transitions (:class:`~rlbricks.transforms.MultiStepTransform`)
+    carry ``"steps_to_next_obs"``, the number ``k`` of rewards summed into
+    ``("next", "reward")``; when the batch holds it, ``V'(s')`` is discounted
+    by ``gamma ** k`` instead of ``gamma`` (TD(0) estimator only), so
+    ``gamma`` stays the one-step discount.
+
     Keys (change them with :meth:`set_keys`):
 
     | name | default | role |
@@ -48,6 +56,7 @@ class DQNLoss(LossModule):
     | ``terminated`` | ``("next", "terminated")`` | no bootstrap after it ``[*batch, 1]`` |
     | ``td_error`` | ``"td_error"`` | written: ``[*batch]`` |
     | ``priority_weight`` | ``"_weight"`` | importance weights, used when present |
+    | ``steps_to_next_obs`` | ``"steps_to_next_obs"`` | n-step look-ahead ``[*batch, 1]``, used when present |
 
     Returns ``{"loss_value", "pred_value", "target_value"}``: the (weighted)
     mean of the per-sample distance, and the means of ``Q(s, a)`` and of the
@@ -66,7 +75,8 @@ class DQNLoss(LossModule):
             network (``action_space`` attribute or action spec) when ``None``.
 
     Raises:
-        LossError: an unknown ``loss_function``, or the action space cannot be told.
+        LossError: an unknown ``loss_function``, or the action space cannot be told;
+            at call time, n-step transitions with an estimator other than TD(0).
 
     Example:
         >>> import torch
@@ -98,6 +108,7 @@ class DQNLoss(LossModule):
         "terminated": ("next", "terminated"),
         "td_error": "td_error",
         "priority_weight": "_weight",
+        "steps_to_next_obs": "steps_to_next_obs",
     }
     default_value_type: ClassVar[Any] = "td0"
 
@@ -144,7 +155,7 @@ class DQNLoss(LossModule):
         values = self.value_network(tensordict.copy()).get(keys.action_value)
         pred = gather_action(values, action, self.action_space)
         with torch.no_grad():
-            next_value = self._next_value(tensordict)
+            next_value = self._n_step_discount(tensordict, self._next_value(tensordict))
             target = bootstrap_target(self, tensordict, next_value, pred).reshape(pred.shape)
         per_sample = distance_loss(pred, target, self.loss_function)
         self._write_td_error(tensordict, (pred - target).abs())
@@ -155,6 +166,28 @@ class DQNLoss(LossModule):
                 "target_value": target.mean(),
             }
         )
+
+    def _n_step_discount(self, tensordict: TensorDict, next_value: torch.Tensor) -> torch.Tensor:
+        """``next_value * gamma ** (k - 1)`` for n-step transitions (``k = steps_to_next_obs``).
+
+        The estimator discounts ``V'(s')`` once by ``gamma``; the extra factor
+        makes it ``gamma ** k``, the discount of a value ``k`` steps ahead.
+        One-step batches (no ``steps_to_next_obs``) are returned unchanged.
+        """
+        steps = tensordict.get(self.tensor_keys.steps_to_next_obs, None)
+        if steps is None:
+            return next_value
+        estimator = self.value_estimator
+        if not isinstance(estimator, TD0Estimator):
+            raise LossError(
+                "DQNLoss: the batch holds n-step transitions "
+                f"({self.tensor_keys.steps_to_next_obs!r}), which only the td0 value estimator "
+                f"bootstraps (got {type(estimator).__name__}); use "
+                "loss.make_value_estimator('td0', gamma=...)"
+            )
+        gamma = torch.as_tensor(estimator.gamma, dtype=next_value.dtype, device=next_value.device)
+        power = (steps.to(next_value.dtype) - 1.0).reshape(next_value.shape)
+        return next_value * gamma**power
 
     def _next_value(self, tensordict: TensorDict) -> torch.Tensor:
         """``V'(s')``, ``[*batch, 1]``: the target network's value of the greedy next action.

@@ -1,0 +1,145 @@
+"""PPO (Schulman et al., 2017): clipped policy optimisation with GAE, on any gymnasium or dm_control env.
+
+For each batch of ``frames_per_batch`` frames collected by the current policy
+on ``num_envs`` sub-envs or ``env_workers`` processes:
+
+1. compute the advantages and value targets of the whole batch with GAE (``gamma``, ``lmbda``);
+2. for ``ppo_epochs`` epochs, cut the batch into minibatches of
+   ``mini_batch_size`` rows (without replacement) and take one Adam step on
+   the clipped surrogate + value loss + entropy bonus of each;
+3. send the new weights to the collector; every ``record_interval`` batches,
+   evaluate the deterministic policy.
+
+At the end, ``eval_episodes`` deterministic episodes give the final score
+written to ``summary.json`` in the run folder.
+
+Run:  python examples/ppo/ppo.py --config examples/ppo/configs/cartpole.txt
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import ArgumentParser
+from typing import Any
+
+import torch
+
+from rlbricks.collectors import SyncDataCollector
+from rlbricks.modules.recipes import ppo_models
+from rlbricks.objectives import ClipPPOLoss
+from rlbricks.replay import LazyTensorStorage
+from rlbricks.replay import SamplerWithoutReplacement
+from rlbricks.replay import TensorDictReplayBuffer
+from rlbricks.trainers import AdvantageHook
+from rlbricks.trainers import LinearSchedule
+from rlbricks.trainers import LogReward
+from rlbricks.trainers import Recorder
+from rlbricks.trainers import ReplayBufferTrainer
+from rlbricks.trainers import UpdateWeights
+from rlbricks.trainers import make_env
+from rlbricks.trainers import make_optimizer
+from rlbricks.trainers import make_parser
+from rlbricks.trainers import make_run
+from rlbricks.trainers import make_trainer
+from rlbricks.trainers import parse_args
+from rlbricks.trainers import run_report
+from rlbricks.trainers import seed_everything
+
+
+def build_parser() -> ArgumentParser:
+    """The standard groups plus PPO's own options."""
+    parser = make_parser(
+        "env", "collector", "loss", "optim", "logger", "trainer", description=__doc__
+    )
+    group = parser.add_argument_group("ppo")
+    group.add_argument("--ppo_epochs", type=int, default=10, help="passes over each batch")
+    group.add_argument("--mini_batch_size", type=int, default=64, help="rows per optimiser step")
+    group.add_argument("--clip_epsilon", type=float, default=0.2, help="the clip range")
+    group.add_argument("--lmbda", type=float, default=0.95, help="GAE lambda")
+    group.add_argument("--entropy_coef", type=float, default=0.0)
+    group.add_argument("--critic_coef", type=float, default=0.5)
+    group.add_argument("--loss_critic_type", default="l2", choices=["l2", "smooth_l1"])
+    group.add_argument("--normalize_advantage", action="store_true")
+    group.add_argument("--anneal_lr", action="store_true", help="decay the lr linearly to 0")
+    group.add_argument("--num_cells", type=int, nargs="+", default=[64, 64], help="hidden layers")
+    group.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.set_defaults(logger="tensorboard", exp_name="ppo", lr=3e-4, gamma=0.99, clip_norm=0.5)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train, evaluate, write ``summary.json``; return the summary."""
+    args = parse_args(build_parser(), argv)
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+
+    # env: the collector's (num_envs sub-envs per worker) and a separate one for evaluation
+    env = make_env(args)
+    eval_env = make_env(args, eval=True)
+
+    # models: a stochastic actor and a state-value critic, shaped by the env's specs
+    actor, critic = ppo_models(env, num_cells=args.num_cells, device=args.device)
+
+    # loss: clipped surrogate + critic + entropy; GAE for the advantages
+    loss = ClipPPOLoss(
+        actor,
+        critic,
+        clip_epsilon=args.clip_epsilon,
+        entropy_bonus=args.entropy_coef > 0,
+        entropy_coef=args.entropy_coef,
+        critic_coef=args.critic_coef,
+        loss_critic_type=args.loss_critic_type,
+        normalize_advantage=args.normalize_advantage,
+    )
+    loss.make_value_estimator("gae", gamma=args.gamma, lmbda=args.lmbda)
+
+    # collector: batches of whole-env steps from the current policy
+    collector = SyncDataCollector(
+        env,
+        actor,
+        frames_per_batch=args.frames_per_batch,
+        total_frames=args.total_frames,
+        device=args.collection_devices,
+    )
+
+    # buffer: one batch at a time, served in shuffled minibatches, every row once per epoch
+    buffer = TensorDictReplayBuffer(
+        storage=LazyTensorStorage(collector.frames_per_batch),
+        sampler=SamplerWithoutReplacement(),
+        batch_size=args.mini_batch_size,
+    )
+
+    # trainer: GAE on each batch, then epochs x minibatches optimiser steps
+    logger, run_dir = make_run(args, "ppo")
+    optimizer = make_optimizer(args, loss.parameters())
+    steps_per_batch = args.ppo_epochs * max(1, collector.frames_per_batch // args.mini_batch_size)
+    trainer = make_trainer(
+        args, collector, loss, optimizer, logger, run_dir, optim_steps_per_batch=steps_per_batch
+    )
+    AdvantageHook(loss.value_estimator).register(trainer)
+    ReplayBufferTrainer(buffer, device=args.device).register(trainer)
+    UpdateWeights(collector).register(trainer)
+    LogReward().register(trainer)
+    if args.anneal_lr:
+        LinearSchedule(optimizer, "lr", 0.0, args.total_frames).register(trainer)
+    recorder = Recorder(
+        eval_env,
+        actor,
+        record_interval=args.record_interval,
+        max_steps=args.record_frames,
+        num_episodes=args.eval_envs,
+        seed=args.seed + 1000,
+    )
+    recorder.register(trainer)
+
+    trainer.train()
+    summary = trainer.write_summary(recorder.evaluate_episodes(args.eval_episodes))
+    print(run_report(summary, run_dir, logger))
+    collector.shutdown()
+    env.close()
+    eval_env.close()
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
