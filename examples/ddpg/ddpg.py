@@ -44,17 +44,17 @@ from rlbricks.replay import LazyTensorStorage
 from rlbricks.replay import TensorDictReplayBuffer
 from rlbricks.trainers import ExplorationAnnealHook
 from rlbricks.trainers import LogReward
-from rlbricks.trainers import Recorder
 from rlbricks.trainers import ReplayBufferTrainer
 from rlbricks.trainers import TargetNetUpdaterHook
 from rlbricks.trainers import make_env
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
+from rlbricks.trainers import make_recorder
 from rlbricks.trainers import make_run
 from rlbricks.trainers import make_trainer
 from rlbricks.trainers import parse_args
-from rlbricks.trainers import run_report
 from rlbricks.trainers import seed_everything
+from rlbricks.trainers import train_and_evaluate
 from rlbricks.transforms import ExcludeTransform
 from rlbricks.transforms import InitTracker
 from rlbricks.transforms import TransformedEnv
@@ -148,18 +148,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     TargetNetUpdaterHook(target_updater).register(trainer)
     ExplorationAnnealHook(noise).register(trainer)
     LogReward().register(trainer)
-    recorder = Recorder(
-        eval_env,
-        actor,  # deterministic: no exploration noise
-        record_interval=args.record_interval,
-        max_steps=args.record_frames,
-        seed=args.seed + 1000,
-    )
+    # deterministic: no exploration noise
+    recorder = make_recorder(args, eval_env, actor)
     recorder.register(trainer)
 
-    trainer.train()
-    summary = trainer.write_summary(recorder.evaluate_episodes(args.eval_episodes))
-    print(run_report(summary, run_dir, logger))
+    summary = train_and_evaluate(trainer, recorder, args.eval_episodes)
     collector.shutdown()
     env.close()
     eval_env.close()

@@ -36,16 +36,16 @@ from rlbricks.modules.recipes import ppo_models
 from rlbricks.objectives import A2CLoss
 from rlbricks.trainers import LinearSchedule
 from rlbricks.trainers import LogReward
-from rlbricks.trainers import Recorder
 from rlbricks.trainers import UpdateWeights
 from rlbricks.trainers import make_env
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
+from rlbricks.trainers import make_recorder
 from rlbricks.trainers import make_run
 from rlbricks.trainers import make_trainer
 from rlbricks.trainers import parse_args
-from rlbricks.trainers import run_report
 from rlbricks.trainers import seed_everything
+from rlbricks.trainers import train_and_evaluate
 
 
 def build_parser() -> Any:
@@ -134,19 +134,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         LinearSchedule(optimizer, "lr", 0.0, args.total_frames).register(trainer)
     UpdateWeights(collector, 1).register(trainer)  # new weights to the actors after each batch
     LogReward().register(trainer)
-    recorder = Recorder(
-        eval_env,
-        actor,
-        record_interval=args.record_interval,
-        max_steps=args.record_frames,
-        seed=args.seed + 1000,
-    )
+    recorder = make_recorder(args, eval_env, actor)
     recorder.register(trainer)
 
     try:
-        trainer.train()
-        summary = trainer.write_summary(recorder.evaluate_episodes(args.eval_episodes))
-        print(run_report(summary, run_dir, logger))
+        summary = train_and_evaluate(trainer, recorder, args.eval_episodes)
     finally:
         collector.shutdown()  # kills the actors, and stops Ray when the collector started it
         eval_env.close()

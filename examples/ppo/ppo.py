@@ -33,17 +33,17 @@ from rlbricks.replay import TensorDictReplayBuffer
 from rlbricks.trainers import AdvantageHook
 from rlbricks.trainers import LinearSchedule
 from rlbricks.trainers import LogReward
-from rlbricks.trainers import Recorder
 from rlbricks.trainers import ReplayBufferTrainer
 from rlbricks.trainers import UpdateWeights
 from rlbricks.trainers import make_env
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
+from rlbricks.trainers import make_recorder
 from rlbricks.trainers import make_run
 from rlbricks.trainers import make_trainer
 from rlbricks.trainers import parse_args
-from rlbricks.trainers import run_report
 from rlbricks.trainers import seed_everything
+from rlbricks.trainers import train_and_evaluate
 
 
 def build_parser() -> ArgumentParser:
@@ -122,19 +122,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     LogReward().register(trainer)
     if args.anneal_lr:
         LinearSchedule(optimizer, "lr", 0.0, args.total_frames).register(trainer)
-    recorder = Recorder(
-        eval_env,
-        actor,
-        record_interval=args.record_interval,
-        max_steps=args.record_frames,
-        num_episodes=args.eval_envs,
-        seed=args.seed + 1000,
-    )
+    recorder = make_recorder(args, eval_env, actor)
     recorder.register(trainer)
 
-    trainer.train()
-    summary = trainer.write_summary(recorder.evaluate_episodes(args.eval_episodes))
-    print(run_report(summary, run_dir, logger))
+    summary = train_and_evaluate(trainer, recorder, args.eval_episodes)
     collector.shutdown()
     env.close()
     eval_env.close()

@@ -43,17 +43,17 @@ from rlbricks.objectives import SoftUpdate
 from rlbricks.replay import LazyTensorStorage
 from rlbricks.replay import TensorDictReplayBuffer
 from rlbricks.trainers import LogReward
-from rlbricks.trainers import Recorder
 from rlbricks.trainers import ReplayBufferTrainer
 from rlbricks.trainers import TargetNetUpdaterHook
 from rlbricks.trainers import make_env
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
+from rlbricks.trainers import make_recorder
 from rlbricks.trainers import make_run
 from rlbricks.trainers import make_trainer
 from rlbricks.trainers import parse_args
-from rlbricks.trainers import run_report
 from rlbricks.trainers import seed_everything
+from rlbricks.trainers import train_and_evaluate
 from rlbricks.transforms import ExcludeTransform
 
 
@@ -126,18 +126,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ReplayBufferTrainer(buffer, args.batch_size, device=args.device).register(trainer)
     TargetNetUpdaterHook(target_updater).register(trainer)
     LogReward().register(trainer)
-    recorder = Recorder(
-        eval_env,
-        actor,  # evaluated deterministically: the mode of the squashed Gaussian
-        record_interval=args.record_interval,
-        max_steps=args.record_frames,
-        seed=args.seed + 1000,
-    )
+    # evaluated deterministically: the mode of the squashed Gaussian
+    recorder = make_recorder(args, eval_env, actor)
     recorder.register(trainer)
 
-    trainer.train()
-    summary = trainer.write_summary(recorder.evaluate_episodes(args.eval_episodes))
-    print(run_report(summary, run_dir, logger))
+    summary = train_and_evaluate(trainer, recorder, args.eval_episodes)
     collector.shutdown()
     env.close()
     eval_env.close()

@@ -20,10 +20,12 @@ from rlbricks.trainers import TrainerError
 from rlbricks.trainers import make_env
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
+from rlbricks.trainers import make_recorder
 from rlbricks.trainers import make_run
 from rlbricks.trainers import make_trainer
 from rlbricks.trainers import run_report
 from rlbricks.trainers import seed_everything
+from rlbricks.trainers import train_and_evaluate
 
 gym = pytest.importorskip("gymnasium")
 
@@ -218,3 +220,32 @@ def test_make_trainer_reads_the_groups_and_logs_the_hparams(tmp_path: Path) -> N
     hparams = json.loads((tmp_path / "run" / "hparams.json").read_text())
     assert hparams["total_frames"] == 96
     assert "config" not in hparams
+
+
+def test_make_recorder_and_train_and_evaluate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = make_parser("env", "logger").parse_args(
+        ["--record_interval=2", "--record_frames=3", "--eval_envs=2", "--seed=4"]
+    )
+
+    def ones(td: TensorDict) -> TensorDict:
+        td["action"] = torch.ones_like(td["observation"], dtype=torch.long)
+        return td
+
+    recorder = make_recorder(args, CountingEnv(max_steps=10, batch_size=[2]), ones)
+    assert (recorder.record_interval, recorder.max_steps) == (2, 3)
+    assert (recorder.num_episodes, recorder.seed) == (2, 1004)
+    net = torch.nn.Linear(1, 1)
+
+    def loss(td: TensorDict) -> TensorDict:
+        return TensorDict({"loss_w": net.weight.sum() ** 2}, [])
+
+    batches = [TensorDict({"x": torch.zeros(4)}, [4])] * 2
+    trainer = Trainer(batches, 8, loss, torch.optim.SGD(net.parameters(), lr=0.1), run_dir=tmp_path)
+    recorder.register(trainer)
+    summary = train_and_evaluate(trainer, recorder, 3)
+    # every episode is cut at record_frames = 3 steps of reward 1
+    assert (summary["eval_reward_mean"], summary["eval_episodes"]) == (3.0, 3)
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert f"run folder:  {tmp_path}" in capsys.readouterr().out

@@ -42,10 +42,12 @@ from rlbricks.trainers._loggers import TensorboardLogger
 from rlbricks.trainers._recorder import Recorder
 from rlbricks.trainers._setup import make_env
 from rlbricks.trainers._setup import make_optimizer
+from rlbricks.trainers._setup import make_recorder
 from rlbricks.trainers._setup import make_run
 from rlbricks.trainers._setup import make_trainer
 from rlbricks.trainers._setup import run_report
 from rlbricks.trainers._setup import seed_everything
+from rlbricks.trainers._setup import train_and_evaluate
 from rlbricks.trainers._trainer import STAGES
 from rlbricks.trainers._trainer import Trainer
 
@@ -88,9 +90,11 @@ __all__ = [
     "seed_everything",
     "make_env",
     "make_optimizer",
+    "make_recorder",
     "make_run",
     "make_trainer",
     "run_report",
+    "train_and_evaluate",
     # errors
     "TrainerError",
     "CheckpointError",

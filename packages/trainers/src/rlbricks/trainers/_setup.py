@@ -28,6 +28,7 @@ from rlbricks.envs import ParallelEnv
 from rlbricks.trainers._config import make_logger
 from rlbricks.trainers._errors import ConfigError
 from rlbricks.trainers._loggers import Logger
+from rlbricks.trainers._recorder import Recorder
 from rlbricks.trainers._trainer import Trainer
 from rlbricks.transforms import CatFrames
 from rlbricks.transforms import Compose
@@ -45,10 +46,12 @@ from rlbricks.transforms import TransformedEnv
 __all__ = [
     "make_env",
     "make_optimizer",
+    "make_recorder",
     "make_run",
     "make_trainer",
     "run_report",
     "seed_everything",
+    "train_and_evaluate",
 ]
 
 _OPTIMIZERS = {
@@ -312,6 +315,66 @@ def make_trainer(
         **overrides,
     }
     return Trainer(collector, args.total_frames, loss_module, optimizer, logger, **kwargs)
+
+
+def make_recorder(args: Namespace, env: EnvBase, policy: Any) -> Recorder:
+    """The evaluation hook of the ``logger`` group: every ``--record_interval`` batches,
+    ``--eval_envs`` deterministic episodes of at most ``--record_frames`` steps on ``env``,
+    re-seeded with ``--seed + 1000`` before each evaluation.
+
+    Example:
+        >>> from rlbricks.envs.testing import CountingEnv
+        >>> from rlbricks.trainers import make_parser, make_recorder
+        >>> args = make_parser("env", "logger").parse_args(["--record_interval=5"])
+        >>> recorder = make_recorder(args, CountingEnv(), lambda td: td)
+        >>> recorder.record_interval, recorder.max_steps, recorder.seed
+        (5, 1000, 1000)
+    """
+    return Recorder(
+        env,
+        policy,
+        record_interval=args.record_interval,
+        max_steps=args.record_frames,
+        num_episodes=args.eval_envs,
+        seed=args.seed + 1000,
+    )
+
+
+def train_and_evaluate(trainer: Trainer, recorder: Recorder, episodes: int) -> dict[str, Any]:
+    """Train, evaluate ``episodes`` deterministic episodes, write ``summary.json``, print the report.
+
+    The closing steps of every example: :meth:`Trainer.train`,
+    :meth:`Recorder.evaluate_episodes`, :meth:`Trainer.write_summary` with those
+    returns, and :func:`run_report` on stdout.
+
+    Returns:
+        The summary (see :meth:`Trainer.write_summary`).
+
+    Example:
+        >>> import tempfile, torch
+        >>> from rlbricks.envs.testing import CountingEnv
+        >>> from rlbricks.tensordict import TensorDict
+        >>> from rlbricks.trainers import Recorder, Trainer, train_and_evaluate
+        >>> loss = torch.nn.Module()
+        >>> loss.w = torch.nn.Parameter(torch.tensor(1.0))
+        >>> loss.forward = lambda td: TensorDict({"loss_w": loss.w * loss.w}, [])
+        >>> trainer = Trainer([TensorDict({}, [4])], 4, loss,
+        ...                   torch.optim.SGD(loss.parameters(), lr=0.1), run_dir=tempfile.mkdtemp())
+        >>> def ones(td):
+        ...     td["action"] = td["observation"].long() * 0 + 1
+        ...     return td
+        >>> summary = train_and_evaluate(trainer, Recorder(CountingEnv(max_steps=3), ones), 2)
+        ... # doctest: +ELLIPSIS
+        eval return: 3.0 ± 0.0 over 2 episodes (4 frames, ... s of training)
+        run folder:  ...
+        >>> summary["eval_reward_mean"]
+        3.0
+    """
+    trainer.train()
+    summary = trainer.write_summary(recorder.evaluate_episodes(episodes))
+    if trainer.run_dir is not None:
+        print(run_report(summary, trainer.run_dir, trainer.logger))
+    return summary
 
 
 def run_report(summary: dict[str, Any], run_dir: Path, logger: Logger | None) -> str:
