@@ -201,15 +201,46 @@ def wheels(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Strict mkdocs build of the documentation site into site/."""
+    """Check the docs: API coverage, every code block, every docstring example, strict build.
+
+    1. ``docs/check_api_coverage.py``: every name of every ``__all__`` is documented;
+    2. ``docs/run_code_blocks.py``: every ``python`` block of ``docs/**/*.md`` runs;
+    3. the docstring examples of every package (``pytest --doctest-modules``);
+    4. ``mkdocs build --strict`` into ``site/``.
+
+    The packages are installed (not editable) with all their extras, so that the
+    pages' gymnasium, dm_control and Ray examples run.
+    """
     session.install(
         "-c",
         "constraints/docs.txt",
+        "-c",
+        "constraints/test.txt",
         "-r",
         "constraints/docs-requirements.txt",
-        *(_pkg_path(n) for n in LEAVES),
+        *(_pkg_with_extras(n) for n in LEAVES),
+        "pytest",
     )
     session.run("python", "docs/check_api_coverage.py")
+    REPORTS.mkdir(exist_ok=True)
+    session.run(
+        "python",
+        "docs/run_code_blocks.py",
+        f"--junitxml={REPORTS / 'docs-code-blocks.xml'}",
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        f"--junitxml={REPORTS / 'docs-doctests.xml'}",
+        "-p",
+        "no:cacheprovider",
+        "--doctest-modules",
+        "--pyargs",
+        *(f"rlbricks.{n}" for n in LEAVES),
+        env={"OMP_NUM_THREADS": "1"},
+    )
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
     )
@@ -226,6 +257,38 @@ def docs_serve(session: nox.Session) -> None:
         *("-e" + _pkg_path(n) for n in LEAVES),
     )
     session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000")
+
+
+#: the system packages the browser test drives (Debian names)
+_BROWSER_INSTALL = "apt-get install -y chromium chromium-driver"
+
+
+@nox.session(name="docs-browser", default=False)
+def docs_browser(session: nox.Session) -> None:
+    """Build the site, serve it on localhost and check it in headless Chromium.
+
+    ``docs/browser_test.py`` checks the home page, the search box, an API page,
+    the getting-started and results pages and the browser console, and saves
+    screenshots to ``.reports/screenshots/``. Needs Chromium and chromedriver
+    from the system (Debian: ``apt-get install -y chromium chromium-driver``).
+    """
+    missing = [
+        name
+        for name, candidates in (
+            ("chromium", ("chromium", "chromium-browser", "google-chrome")),
+            ("chromedriver", ("chromedriver",)),
+        )
+        if not any(shutil.which(c) for c in candidates)
+    ]
+    if missing:
+        session.error(f"docs-browser needs {' and '.join(missing)}; install: {_BROWSER_INSTALL}")
+    session.install(
+        "-c", "constraints/browser.txt", "-r", "constraints/docs-requirements.txt", "selenium"
+    )
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
+    )
+    session.run("python", "docs/browser_test.py", "--site", "site")
 
 
 def _install_for_examples(session: nox.Session, *extras: str) -> None:
