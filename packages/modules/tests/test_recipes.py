@@ -275,6 +275,9 @@ def test_ppo_on_cartpole_specs(action, shared_trunk):
     assert isinstance(dist, expected_class)
     torch.testing.assert_close(td["sample_log_prob"], dist.log_prob(td["action"]))
     assert critic(td)["state_value"].shape == (B, 1)
+    # the hot path skips torch's argument checks; only one-hot samples are projected (to bool)
+    assert dist._validate_args is False
+    assert policy.safe == (action == "one_hot")
 
 
 @pytest.mark.parametrize("shared_trunk", [False, True])

@@ -249,3 +249,13 @@ def test_make_recorder_and_train_and_evaluate(
     assert (summary["eval_reward_mean"], summary["eval_episodes"]) == (3.0, 3)
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert f"run folder:  {tmp_path}" in capsys.readouterr().out
+
+
+def test_categorical_action_encoding() -> None:
+    one_hot = make_env(parse())
+    index = make_env(parse("--categorical_action_encoding"))
+    assert type(one_hot.action_spec).__name__ == "OneHot"
+    assert type(index.action_spec).__name__ == "Categorical"
+    assert index.rand_action()["action"].dtype == torch.long
+    one_hot.close()
+    index.close()

@@ -325,7 +325,8 @@ def gaussian_actor(
             MLP(features, out, num_cells=(), device=device), NormalParamExtractor(scale_mapping)
         )
     params = TensorDictModule(net, [in_key], ["loc", "scale"])
-    kwargs: dict[str, Any] = {"event_dims": len(shape)}
+    # samples lie in the spec's box by construction: no per-call validation or projection
+    kwargs: dict[str, Any] = {"event_dims": len(shape), "validate_args": False}
     if isinstance(action_spec, Bounded):
         kwargs.update(low=bound_value(action_spec.low), high=bound_value(action_spec.high))
         dist: Any = TanhNormal
@@ -339,7 +340,6 @@ def gaussian_actor(
         distribution_class=dist,
         distribution_kwargs=kwargs,
         return_log_prob=return_log_prob,
-        safe=True,
     )
 
 
@@ -374,12 +374,15 @@ def categorical_actor(
     else:
         in_key, features = trunk
         net = nn.Linear(features, n, device=device)
-    dist = OneHotCategorical if isinstance(action_spec, OneHot) else CategoricalDist
+    one_hot = isinstance(action_spec, OneHot)
+    # a sample of n classes is always one of the n actions: no per-call validation; only
+    # one-hot samples (floats) are projected, which casts them to the spec's bool
     return ProbabilisticActor(
         TensorDictModule(net, [in_key], ["logits"]),
         ["logits"],
         spec=action_spec,
-        distribution_class=dist,
+        distribution_class=OneHotCategorical if one_hot else CategoricalDist,
+        distribution_kwargs={"validate_args": False},
         return_log_prob=True,
-        safe=True,
+        safe=one_hot,
     )

@@ -26,9 +26,12 @@ the recipes drop the ``Composite``'s leading dims from every spec, so they
 size the models from one environment's shapes.
 
 **Actions stay in the spec.** Continuous actions are squashed into the box by
-``tanh`` (``Bounded``) and every actor projects its action into the spec
-(``safe=True``), so discrete samples get the spec's layout and dtype (a
-``OneHot`` action is a bool one-hot).
+``tanh`` (``Bounded``); the deterministic actors project their action into
+the spec (``safe=True``) and so does a policy over a ``OneHot`` spec, so that
+its samples become the spec's bool one-hot.  The other stochastic policies
+draw in the spec by construction and skip the projection, and their
+distributions skip torch's argument checks (``validate_args=False``): both
+cost more than the network on small problems.
 
 The models are built eagerly (no lazy layers left), so they can be copied
 for target networks and handed to an optimiser at once.  Exploration is

@@ -53,7 +53,8 @@ def _none_or(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def add_env_args(parser: Parser) -> Parser:
     """Add the ``env`` group: ``--env_name``, ``--env_task``, ``--env_library``, ``--num_envs``,
-    ``--env_workers``, ``--frame_skip``, ``--seed``, ``--max_frames_per_traj``, ``--pixels``,
+    ``--env_workers``, ``--frame_skip``, ``--seed``, ``--max_frames_per_traj``,
+    ``--categorical_action_encoding``, ``--pixels``,
     ``--image_size``, ``--frame_stack``, ``--noop_max``, ``--reward_clip``, ``--reward_scaling``.
 
     :func:`~rlbricks.trainers.make_env` builds the env they describe.
@@ -75,6 +76,8 @@ def add_env_args(parser: Parser) -> Parser:
     group.add_argument("--frame_skip", type=int, default=1, help="repeat each action")
     group.add_argument("--seed", type=int, default=0, help="seed of torch, numpy, envs")
     group.add_argument("--max_frames_per_traj", type=_none_or(int), default=None)
+    group.add_argument("--categorical_action_encoding", action="store_true",
+                       help="discrete actions as indices, not one-hot vectors (gymnasium)")  # fmt: skip
     group.add_argument("--pixels", action="store_true", help="learn from rendered frames")
     group.add_argument("--image_size", type=int, default=84, help="frames are resized to this")
     group.add_argument("--frame_stack", type=int, default=4, help="frames stacked per observation")

@@ -85,6 +85,7 @@ def _base_env(
     frame_skip: int,
     pixels: bool,
     device: str | None,
+    categorical: bool = False,
 ) -> EnvBase:
     """One simulator (a gymnasium vector env when ``num_envs > 1``); a module-level
     function so that ``ParallelEnv`` workers can build it under spawn."""
@@ -101,6 +102,7 @@ def _base_env(
             from_pixels=pixels,
             pixels_only=pixels,
             frame_skip=frame_skip,
+            categorical_action_encoding=categorical,
             device=device,
             **kwargs,
         )
@@ -165,7 +167,8 @@ def make_env(
     """The env the ``env`` argument group describes, with the standard transforms.
 
     * ``--env_library gym``: ``GymEnv(env_name)``, a gymnasium vector env of
-      ``--num_envs`` sub-envs when above 1; Atari ids (``ALE/...``) pass
+      ``--num_envs`` sub-envs when above 1, discrete actions as one-hot
+      vectors or, with ``--categorical_action_encoding``, as indices; Atari ids (``ALE/...``) pass
       ``--frame_skip`` to ALE. ``dm_control``: ``DMControlEnv(env_name,
       env_task)`` with its observations concatenated.
     * ``--env_workers N`` (N > 1): ``ParallelEnv`` of N processes, each holding
@@ -210,6 +213,7 @@ def make_env(
         args.frame_skip,
         args.pixels,
         None if device is None else str(device),
+        getattr(args, "categorical_action_encoding", False),
     )
     env: EnvBase
     workers = 1 if eval else args.env_workers
