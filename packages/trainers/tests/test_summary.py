@@ -24,6 +24,9 @@ def test_summary_and_curve(tmp_path: Path) -> None:
     assert summary["best_eval_reward"] == max(evals)
     assert summary["final_reward"] == trainer.history["reward"][-1][1]
     assert summary["wall_time_s"] > 0
+    assert summary["cpu_time_s"] > 0
+    assert summary["eval_returns"] is None
+    assert summary["eval_curve"] == [[f, v] for f, v in trainer.history["eval_reward"]]
     assert (tmp_path / "run" / "learning_curve.png").stat().st_size > 0
 
 
@@ -43,6 +46,11 @@ def test_final_evaluation_goes_into_the_summary(tmp_path: Path) -> None:
     assert summary["eval_episodes"] == 4
     periodic = [v for _, v in trainer.history["eval_reward"]]
     assert summary["best_eval_reward"] == max([*periodic, 4.0])
+    assert summary["eval_returns"] == [1.0, 3.0, 5.0, 7.0]
+    # the curve ends with the final evaluation at the last frame (replacing a periodic
+    # evaluation at that same frame)
+    periodic_curve = [[f, v] for f, v in trainer.history["eval_reward"] if f < 96]
+    assert summary["eval_curve"] == [*periodic_curve, [96, 4.0]]
 
 
 def test_write_summary_without_run_dir_names_the_fix() -> None:

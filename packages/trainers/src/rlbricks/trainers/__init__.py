@@ -51,7 +51,7 @@ from rlbricks.trainers._setup import train_and_evaluate
 from rlbricks.trainers._trainer import STAGES
 from rlbricks.trainers._trainer import Trainer
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 __all__ = [
     # the loop

@@ -37,15 +37,26 @@ def write_summary(
         mean = evals[-1][1] if evals else None
         std = None
     candidates = [v for _, v in evals] + ([mean] if mean is not None else [])
+    # the learning curve: every periodic evaluation, then the final one at the last frame
+    curve_points = [[int(f), float(v)] for f, v in evals]
+    if eval_returns and mean is not None:
+        frames = int(trainer.collected_frames)
+        if curve_points and curve_points[-1][0] == frames:
+            curve_points[-1] = [frames, mean]
+        else:
+            curve_points.append([frames, mean])
     summary = {
         "frames": trainer.collected_frames,
         "optim_steps": trainer.optim_steps,
         "wall_time_s": round(trainer.wall_time, 3),
+        "cpu_time_s": round(trainer.cpu_time, 3),
         "eval_reward_mean": mean,
         "eval_reward_std": std,
         "eval_episodes": len(eval_returns) if eval_returns else None,
         "best_eval_reward": max(candidates) if candidates else None,
         "final_reward": rewards[-1][1] if rewards else None,
+        "eval_returns": [float(r) for r in eval_returns] if eval_returns else None,
+        "eval_curve": curve_points,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     curve = evals or rewards

@@ -153,6 +153,7 @@ class Trainer:
         self.optim_steps = 0
         self.batches = 0
         self.wall_time = 0.0
+        self.cpu_time = 0.0  # process CPU time inside train(), every thread of the process
         self.latest: dict[str, float] = {}
         self.history: dict[str, list[tuple[int, float]]] = {}
         self._pending: dict[str, list[float]] = {}
@@ -342,7 +343,8 @@ class Trainer:
         bar = make_progress_bar(self.progress_bar, self.total_frames, self.collected_frames)
         self._collector_frames = getattr(self.collector, "frames", 0)
         start = time.perf_counter()
-        wall0 = self.wall_time
+        cpu_start = time.process_time()
+        wall0, cpu0 = self.wall_time, self.cpu_time
         try:
             for batch in self.collector:
                 if batch is None:
@@ -375,6 +377,7 @@ class Trainer:
                     break
         finally:
             self.wall_time = wall0 + time.perf_counter() - start
+            self.cpu_time = cpu0 + time.process_time() - cpu_start
             if bar is not None:
                 bar.close()
             if self.logger is not None:
@@ -390,10 +393,14 @@ class Trainer:
         :meth:`train` calls it at its end; call it again after a final
         evaluation to record that evaluation's episode returns.  Keys:
         ``frames``, ``optim_steps``, ``wall_time_s`` (time inside :meth:`train`),
+        ``cpu_time_s`` (the process's CPU time inside :meth:`train`),
         ``eval_reward_mean`` and ``eval_reward_std`` (of ``eval_returns``; without
         them the last periodic ``"eval_reward"`` and None), ``eval_episodes``,
-        ``best_eval_reward`` (over the periodic evaluations and this one) and
-        ``final_reward`` (the last logged ``"reward"``).
+        ``best_eval_reward`` (over the periodic evaluations and this one),
+        ``final_reward`` (the last logged ``"reward"``), ``eval_returns`` (each
+        episode's return of ``eval_returns``, or None) and ``eval_curve``
+        (``[frames, mean return]`` of every periodic evaluation, then of the
+        final one at the last frame: the learning curve).
 
         Raises:
             TrainerError: the trainer has no run folder (no logger, no ``run_dir``).
@@ -446,6 +453,7 @@ class Trainer:
                 "optim_steps": self.optim_steps,
                 "batches": self.batches,
                 "wall_time": self.wall_time,
+                "cpu_time": self.cpu_time,
                 "latest": dict(self.latest),
                 "history": {k: [list(p) for p in v] for k, v in self.history.items()},
                 "pending": dict(self._pending),
@@ -551,6 +559,7 @@ class Trainer:
         self.optim_steps = int(t["optim_steps"])
         self.batches = int(t["batches"])
         self.wall_time = float(t["wall_time"])
+        self.cpu_time = float(t.get("cpu_time", 0.0))  # absent from checkpoints before 0.1.1
         self.latest = dict(t["latest"])
         self.history = {k: [(int(f), float(v)) for f, v in p] for k, p in t["history"].items()}
         self._pending = {k: list(v) for k, v in t["pending"].items()}
