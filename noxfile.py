@@ -322,12 +322,18 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def results(session: nox.Session) -> None:
-    """Rerun the examples' CPU results and rewrite their tables in the README files.
+    """Run the examples' configs over several seeds; write their JSON, curves and tables.
 
-    ``nox -s results -- --only ppo/cartpole`` reruns a subset.
+    ``examples/results.py``: every seed a fresh process, seeds in parallel up to
+    the core count; ``examples/<algo>/results/<config>.{json,png}`` and the
+    tables of the READMEs are written from the measured seeds only.
+    ``nox -s results -- --only ppo/cartpole --seeds 0-9`` reruns a subset;
+    ``-- --threads 1 2`` runs both torch thread settings; ``-- --report``
+    rebuilds tables and figures from the JSON files.
     """
     _install_for_examples(session, "gym", "ray", "tensorboard", "plot")
-    session.run("python", "examples/results.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+    session.install("-c", "constraints/test.txt", "rliable")
+    session.run("python", "examples/results.py", *session.posargs)
 
 
 @nox.session(default=False)

@@ -107,9 +107,11 @@ def _example_section(algo: str) -> str:
         lines += [
             "",
             '<figure markdown="span">',
-            f"  ![{title} on {config}: evaluation return against frames](results/{algo}/{name})",
+            f"  ![{title} on {config}: mean evaluation return over seeds against frames, "
+            f"with a min–max band](results/{algo}/{name})",
             f"  <figcaption>{title}, <code>configs/{config}.txt</code>: evaluation return"
-            " against frames collected</figcaption>",
+            " against frames collected, mean over seeds (line) and min–max over seeds"
+            " (band), per torch-thread setting</figcaption>",
             "</figure>",
         ]
     return "\n".join(lines)

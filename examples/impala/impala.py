@@ -72,13 +72,14 @@ def build_parser() -> Any:
     group.add_argument("--critic_coef", type=float, default=0.5)
     group.add_argument("--anneal_lr", action="store_true",
                        help="decay the learning rate linearly to 0 over the run")  # fmt: skip
+    group.add_argument("--threads", type=int, default=1, help="torch threads of the learner")
     parser.set_defaults(logger="tensorboard", exp_name="impala")
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(build_parser(), argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     seed_everything(args.seed)
 
     # --- env: each Ray actor builds its own from this factory; the learner needs only
