@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
+import _references as ref
 import pytest
 import torch
 from torch import nn
@@ -26,22 +22,6 @@ from rlbricks.objectives import VTrace
 from rlbricks.objectives.value import make_value_estimator
 from rlbricks.tensordict import TensorDict
 
-
-def _load_references() -> ModuleType:
-    """The naive reference loops of ``test_functional.py`` (tests are not a package)."""
-    name = "_objectives_value_references"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("test_functional.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-ref = _load_references()
 OBS = 3
 
 

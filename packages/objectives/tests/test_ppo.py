@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
+import _tasks as tasks
 import pytest
 import torch
 from torch import nn
@@ -30,21 +27,6 @@ from rlbricks.specs import Categorical as CategoricalSpec
 from rlbricks.specs import Composite
 from rlbricks.specs import Unbounded
 from rlbricks.tensordict import TensorDict
-
-
-def _load_tasks() -> ModuleType:
-    name = "rlbricks_objectives_test_tasks"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_tasks.py"))
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-tasks = _load_tasks()
 
 
 @pytest.fixture

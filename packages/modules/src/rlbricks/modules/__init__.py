@@ -20,7 +20,7 @@ Example:
 
 __version__ = "0.1.0"
 
-# --- core: TensorDict modules, actors, exploration, LSTMModule (owner: helper A) ---
+# --- core: TensorDict modules, actors, exploration, LSTMModule ---
 from rlbricks.modules._actors import Actor
 from rlbricks.modules._actors import ActorCriticWrapper
 from rlbricks.modules._actors import ActorValueOperator
@@ -45,7 +45,7 @@ from rlbricks.modules._sequential import TensorDictSequential
 # isort: split
 # --- end core ---
 
-# --- distributions and models (owner: helper B) ---
+# --- distributions and models ---
 from rlbricks.modules._categorical import Categorical
 from rlbricks.modules._categorical import OneHotCategorical
 from rlbricks.modules._delta import Delta

@@ -26,7 +26,7 @@ Example:
 
 __version__ = "0.1.0"
 
-# --- value estimators (owner: helper E) ---
+# --- value estimators ---
 from rlbricks.objectives.value import GAE
 from rlbricks.objectives.value import TD0Estimator
 from rlbricks.objectives.value import TD1Estimator
@@ -40,7 +40,7 @@ from rlbricks.objectives.value import VTrace
 # isort: split
 # --- end value estimators ---
 
-# --- losses and target updates (owner: helper F) ---
+# --- losses and target updates ---
 from rlbricks.objectives._a2c import A2CLoss
 from rlbricks.objectives._ddpg import DDPGLoss
 from rlbricks.objectives._discrete_sac import DiscreteSACLoss
