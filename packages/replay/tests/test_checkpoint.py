@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import fractions
+import hashlib
 import io
 import json
+import os
 import pickle
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +27,7 @@ from rlbricks.replay import TensorDictMaxValueWriter
 from rlbricks.replay import TensorDictPrioritizedReplayBuffer
 from rlbricks.replay import TensorDictReplayBuffer
 from rlbricks.replay import TensorStorage
+from rlbricks.replay.testing import crash_renames_onto
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import assert_close
 
@@ -192,7 +197,12 @@ def test_loads_into_another_kind_raises(other, tmp_path):
 def test_loads_of_a_foreign_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"buffer\.json"):
         ReplayBuffer().loads(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ReplayBuffer().loads(tmp_path / "nowhere")
     (tmp_path / "buffer.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ReplayError, match=r"manifest\.json is missing"):
+        ReplayBuffer().loads(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "x", "version": 1, "files": {}}))
     with pytest.raises(ReplayError, match="format"):
         ReplayBuffer().loads(tmp_path)
 
@@ -232,8 +242,9 @@ def test_list_storage_dump_refuses_arbitrary_objects_on_load(tmp_path):
     rb = ReplayBuffer(storage=ListStorage(4), batch_size=1)
     rb.add(fractions.Fraction(1, 3))  # saved fine, but not a weights-only type
     rb.dumps(tmp_path / "dump")
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ReplayError, match=r"storage\.pt") as info:
         ReplayBuffer(storage=ListStorage(4), batch_size=1).loads(tmp_path / "dump")
+    assert isinstance(info.value.__cause__, pickle.UnpicklingError)
 
 
 def test_loads_into_a_memmap_storage_with_scratch_dir(tmp_path):
@@ -261,3 +272,144 @@ def test_writes_after_loads_leave_the_dump_intact(kind, tmp_path):
     again = BUILDERS[kind](None)
     again.loads(tmp_path / "dump")
     same(again.storage.get(torch.arange(10)), original.storage.get(torch.arange(10)))
+
+
+# -- atomic dumps and the manifest ---------------------------------------- #
+STORAGE_KINDS = ["list", "tensor", "lazy_without_replacement", "memmap_anon", "memmap_scratch"]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".dump."))
+
+
+@pytest.mark.parametrize("kind", STORAGE_KINDS + ["prioritized"])
+def test_failed_dumps_over_an_older_dump_keeps_the_older_dump(kind, tmp_path, monkeypatch):
+    """Bug: dumps wrote in place, so a failure left new rows with the old writer cursor."""
+    original = filled(kind, tmp_path / "a")
+    dump = tmp_path / "dump"
+    original.dumps(dump)
+    reference = BUILDERS[kind](tmp_path / "b")
+    reference.loads(dump)
+    original.extend(rows(50, 4))  # new rows, another cursor
+    real_save = torch.save
+
+    def failing_save(obj, f, *args, **kwargs):
+        if Path(f).name == "writer.pt":
+            raise OSError("disk full")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        original.dumps(dump)
+    monkeypatch.undo()
+    restored = BUILDERS[kind](tmp_path / "c")
+    restored.loads(dump)
+    assert_restored(reference, restored)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("rollback", ["works", "fails too"])
+def test_crash_between_the_renames_of_dumps_keeps_the_previous_dump(
+    rollback, tmp_path, monkeypatch
+):
+    original = filled("prioritized", None)
+    dump = tmp_path / "dump"
+    original.dumps(dump)
+    reference = BUILDERS["prioritized"](None)
+    reference.loads(dump)
+    original.extend(rows(50, 4))
+    crash_renames_onto(dump, monkeypatch, rollback_fails=rollback == "fails too")
+    with pytest.raises(OSError, match="killed"):
+        original.dumps(dump)
+    monkeypatch.undo()
+    if rollback == "works":
+        assert dump.is_dir()  # put back at once
+    restored = BUILDERS["prioritized"](None)
+    restored.loads(dump)  # puts the previous dump back first when the rollback failed
+    assert_restored(reference, restored)
+    assert leftovers(tmp_path) == []
+
+
+def test_leftovers_of_a_killed_dumps(tmp_path, dead_pid):
+    """Bug: a dumps() killed between its renames left no dump at the path."""
+    original = filled("prioritized", None)
+    dump = tmp_path / "dump"
+    original.dumps(dump)
+    # the writer `dead_pid` set the previous dump aside and died before renaming its new
+    # one (unfinished) into place; another writer, still running, is at work
+    dump.rename(tmp_path / f".dump.old-{dead_pid}")
+    (tmp_path / f".dump.tmp-{dead_pid}").mkdir()
+    (tmp_path / f".dump.tmp-{dead_pid}" / "sampler.pt").write_bytes(b"partial")
+    live = tmp_path / f".dump.tmp-{os.getppid()}"
+    live.mkdir()
+    restored = BUILDERS["prioritized"](None)
+    restored.loads(dump)
+    assert_restored(original, restored)
+    assert leftovers(tmp_path) == [live.name]
+    # the next dumps deletes what dead writers left, never a live writer's folder
+    (tmp_path / f".dump.old-{dead_pid}").mkdir()
+    original.dumps(dump)
+    assert leftovers(tmp_path) == [live.name]
+
+
+def test_loads_with_only_leftovers_names_them(tmp_path, dead_pid):
+    partial = tmp_path / f".dump.tmp-{dead_pid}"
+    partial.mkdir()
+    (partial / "sampler.pt").write_bytes(b"partial")
+    with pytest.raises(ReplayError, match=re.escape(str(partial))):
+        ReplayBuffer().loads(tmp_path / "dump")
+    assert partial.is_dir()
+
+
+@pytest.mark.parametrize("damage", ["missing", "extra", "changed", "truncated", "manifest"])
+@pytest.mark.parametrize("kind", STORAGE_KINDS)
+def test_loads_checks_every_file_against_the_manifest(kind, damage, tmp_path):
+    """Bug: a changed, truncated, missing or extra file loaded silently or raised a raw error."""
+    dump = tmp_path / "dump"
+    filled(kind, tmp_path / "a").dumps(dump)
+    files = sorted(p for p in dump.rglob("*") if p.is_file())
+    target = next((p for p in files if p.suffix == ".memmap"), dump / "storage.pt")  # rows
+    data = target.read_bytes()
+    if damage == "missing":
+        target.unlink()
+    elif damage == "extra":
+        target = target.with_name("stray.bin")
+        target.write_bytes(b"stray")
+    elif damage == "changed":
+        target.write_bytes(bytes(b ^ 0xFF for b in data))  # same size
+    elif damage == "truncated":
+        target.write_bytes(data[:-1])
+    else:
+        target = dump / "manifest.json"
+        target.write_text("{")
+    restored = BUILDERS[kind](tmp_path / "b")
+    with pytest.raises(ReplayError, match=re.escape(target.name)):
+        restored.loads(dump)
+    assert len(restored) == 0  # nothing was loaded
+
+
+def test_loads_wraps_the_error_of_a_crafted_torch_file(tmp_path):
+    """Bug: a crafted sampler.pt raised a raw UnpicklingError."""
+    dump = tmp_path / "dump"
+    filled("prioritized", None).dumps(dump)
+    crafted = dump / "sampler.pt"
+    torch.save(fractions.Fraction(1, 3), crafted)  # an object a weights-only load refuses
+    manifest_file = dump / "manifest.json"  # crafted along: the folder matches its manifest
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else {"files": {}}
+    manifest["files"]["sampler.pt"] = {
+        "size": crafted.stat().st_size,
+        "sha256": hashlib.sha256(crafted.read_bytes()).hexdigest(),
+    }
+    manifest_file.write_text(json.dumps(manifest))
+    restored = BUILDERS["prioritized"](None)
+    with pytest.raises(ReplayError, match=r"sampler\.pt") as info:
+        restored.loads(dump)
+    assert isinstance(info.value.__cause__, pickle.UnpicklingError)
+    assert len(restored) == 0  # nothing was loaded
+
+
+def test_dumps_refuses_to_replace_a_folder_that_is_not_a_dump(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(ReplayError, match="not a buffer dump"):
+        filled("prioritized", None).dumps(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +15,16 @@ import torch
 from _setup import build_dqn
 from _setup import weights
 
+from rlbricks.replay.testing import crash_renames_onto
 from rlbricks.trainers import CheckpointError
 from rlbricks.trainers._checkpoint import decode_state
 from rlbricks.trainers._checkpoint import encode_state
 
 TOTAL = 192  # 12 batches of 16 frames
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".ckpt."))
 
 
 def test_encode_decode_round_trip() -> None:
@@ -170,3 +177,100 @@ def test_resume_argument_continues_a_killed_run(tmp_path: Path) -> None:
     assert second.collected_frames == TOTAL
     for key, value in weights(full).items():
         assert torch.equal(weights(second)[key], value), key
+
+
+@pytest.mark.parametrize("rollback", ["works", "fails too"])
+def test_crash_between_the_renames_of_a_save_loses_no_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rollback: str
+) -> None:
+    """Bug: the previous checkpoint was left only as .ckpt.old-PID, and resume= started over."""
+    trainer = build_dqn(32)
+    trainer.train()
+    ckpt = trainer.save(tmp_path / "ckpt")
+    saved = weights(trainer)
+    trainer.collected_frames += 16  # the save that crashes holds another state
+    crash_renames_onto(ckpt, monkeypatch, rollback_fails=rollback == "fails too")
+    with pytest.raises(OSError, match="killed"):
+        trainer.save(ckpt)
+    monkeypatch.undo()
+    if rollback == "works":
+        assert ckpt.is_dir()  # put back at once
+    resumed = build_dqn(32, seed=123, resume=ckpt)  # another seed: only a resume gives `saved`
+    resumed.train()
+    assert (resumed.collected_frames, resumed.optim_steps) == (32, 4)
+    for key, value in saved.items():
+        assert torch.equal(weights(resumed)[key], value), key
+    assert ckpt.is_dir()
+    assert leftovers(tmp_path) == []
+
+
+def test_resume_restores_the_checkpoint_a_killed_save_set_aside(
+    tmp_path: Path, dead_pid: int
+) -> None:
+    """Bug: a save killed between its two renames made the next run start from zero."""
+    trainer = build_dqn(32)
+    trainer.train()
+    ckpt = trainer.save(tmp_path / "ckpt")
+    saved = weights(trainer)
+    # the writer `dead_pid` set the previous checkpoint aside and died before renaming its
+    # new one (unfinished) into place; another writer, still running, is at work
+    ckpt.rename(tmp_path / f".ckpt.old-{dead_pid}")
+    (tmp_path / f".ckpt.tmp-{dead_pid}").mkdir()
+    (tmp_path / f".ckpt.tmp-{dead_pid}" / "state.json").write_text("{")
+    live = tmp_path / f".ckpt.tmp-{os.getppid()}"
+    live.mkdir()
+    resumed = build_dqn(32, seed=123, resume=ckpt)
+    resumed.train()
+    assert (resumed.collected_frames, resumed.optim_steps) == (32, 4)
+    for key, value in saved.items():
+        assert torch.equal(weights(resumed)[key], value), key
+    assert leftovers(tmp_path) == [live.name]  # the live writer's folder is untouched
+
+
+def test_save_deletes_the_leftovers_of_dead_writers_only(tmp_path: Path, dead_pid: int) -> None:
+    """Bug: the temporary folders of killed writers stayed forever."""
+    trainer = build_dqn(16)
+    trainer.train()
+    ckpt = trainer.save(tmp_path / "ckpt")
+    live = f".ckpt.tmp-{os.getppid()}"
+    for name in (f".ckpt.tmp-{dead_pid}", f".ckpt.old-{dead_pid}", live):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "state.json").write_text("{}")
+    trainer.save(ckpt)
+    assert leftovers(tmp_path) == [live]
+    build_dqn(16).load_state(ckpt)  # the new checkpoint is whole
+
+
+@pytest.mark.parametrize("found", ["an unfinished save", "a damaged old", "a damaged manifest"])
+def test_resume_without_a_loadable_checkpoint_raises(
+    tmp_path: Path, dead_pid: int, found: str
+) -> None:
+    """Bug: resume= silently started over when only leftovers of a save remained."""
+    trainer = build_dqn(16)
+    trainer.train()
+    ckpt = trainer.save(tmp_path / "ckpt")
+    if found == "an unfinished save":
+        shutil.rmtree(ckpt)
+        named = tmp_path / f".ckpt.tmp-{dead_pid}"
+        named.mkdir()
+        (named / "state.json").write_text("{")
+    elif found == "a damaged old":
+        named = tmp_path / f".ckpt.old-{dead_pid}"
+        ckpt.rename(named)
+        (named / "manifest.json").write_text("{")
+    else:
+        named = ckpt / "manifest.json"
+        named.write_text("{")
+    before = leftovers(tmp_path)
+    resumed = build_dqn(16, resume=ckpt)
+    with pytest.raises(CheckpointError, match="start the run over") as info:
+        resumed.train()
+    assert str(named) in str(info.value)
+    assert resumed.collected_frames == 0
+    assert leftovers(tmp_path) == before  # nothing deleted: the user decides
+
+
+def test_resume_of_a_path_never_saved_starts_a_fresh_run(tmp_path: Path) -> None:
+    trainer = build_dqn(16, resume=tmp_path / "no" / "such" / "ckpt")
+    trainer.train()
+    assert trainer.collected_frames == 16

@@ -12,6 +12,10 @@ Example:
     torch.Size([8, 3])
 """
 
+from rlbricks.replay._atomic_folder import check_folder
+from rlbricks.replay._atomic_folder import folder_leftovers
+from rlbricks.replay._atomic_folder import recover_folder
+from rlbricks.replay._atomic_folder import write_folder_atomically
 from rlbricks.replay._buffers import ReplayBuffer
 from rlbricks.replay._errors import EmptyBufferError
 from rlbricks.replay._errors import ReplayError
@@ -36,7 +40,7 @@ from rlbricks.replay._td_buffers import TensorDictReplayBuffer
 from rlbricks.replay._writers import RoundRobinWriter
 from rlbricks.replay._writers import TensorDictMaxValueWriter
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 __all__ = [
     # buffers
@@ -65,6 +69,11 @@ __all__ = [
     # segment trees (for custom prioritized samplers)
     "SumSegmentTree",
     "MinSegmentTree",
+    # folders written atomically with a sha256 manifest (dumps, trainer checkpoints)
+    "write_folder_atomically",
+    "check_folder",
+    "recover_folder",
+    "folder_leftovers",
     # errors
     "ReplayError",
     "EmptyBufferError",

@@ -17,6 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rlbricks.replay._atomic_folder import MANIFEST
+from rlbricks.replay._atomic_folder import check_folder
+from rlbricks.replay._atomic_folder import folder_leftovers
+from rlbricks.replay._atomic_folder import recover_folder
+from rlbricks.replay._atomic_folder import write_folder_atomically
 from rlbricks.replay._data import as_batch
 from rlbricks.replay._data import as_row
 from rlbricks.replay._data import default_collate
@@ -34,10 +39,63 @@ PathLike = str | os.PathLike[str]
 Transform = Callable[[Any], Any]
 _FORMAT = "rlbricks.replay.buffer"
 _FORMAT_VERSION = 1
+_DUMP_FORMAT = "rlbricks.replay.dump"  # the format of the dump folder's manifest
+_DUMP_VERSION = 1
 
 
 def _identity(data: Any) -> Any:
     return data
+
+
+def _is_dump(path: Path) -> bool:
+    return any((path / name).is_file() for name in (MANIFEST, "buffer.json"))
+
+
+def _refuse_to_replace(path: Path) -> None:
+    """Raise unless ``dumps`` may replace ``path``: missing, an empty folder, or a dump."""
+    if path.exists() and not _is_dump(path) and (not path.is_dir() or any(path.iterdir())):
+        raise ReplayError(
+            f"{path} exists and is not a buffer dump (no {MANIFEST} nor buffer.json): "
+            "dumps() replaces the whole folder, so it refuses to delete what is there; "
+            "dump to a new or empty folder, or delete this one first"
+        )
+
+
+def _check_dump(path: Path) -> None:
+    """Raise unless ``path`` is a complete dump whose files all match its manifest.
+
+    A previous dump that an interrupted ``dumps`` left aside is renamed back first.
+    """
+    if not recover_folder(path):
+        found = folder_leftovers(path)
+        if not found:
+            raise FileNotFoundError(f"{path} does not exist: not a dumps() folder")
+        notes = "; ".join(f"{folder} ({why})" for folder, why in found.items())
+        raise ReplayError(
+            f"no dump at {path}, but interrupted dumps left: {notes}. None of them can be "
+            "loaded: delete these folders and dump the buffer again"
+        )
+    if not path.is_dir() or not _is_dump(path):
+        raise FileNotFoundError(f"{path} holds no {MANIFEST} nor buffer.json: not a dumps() folder")
+    problem = check_folder(path, format=_DUMP_FORMAT, version=_DUMP_VERSION)
+    if problem is not None:
+        raise ReplayError(
+            f"the dump {path} cannot be loaded: {problem}; nothing was loaded. Load another "
+            "dump, or dump the buffer again"
+        )
+
+
+def _load_pt(file: Path) -> Any:
+    """``torch.load(file, weights_only=True)``; a file it refuses raises ReplayError."""
+    try:
+        return torch.load(file, weights_only=True)
+    except Exception as err:
+        raise ReplayError(
+            f"cannot read {file} with torch.load(weights_only=True) ({type(err).__name__}: "
+            f"{err}); it holds objects other than tensors, numbers, strings and containers of "
+            "those (items of a ListStorage that cannot be restored safely, or a file from "
+            "elsewhere): nothing was loaded"
+        ) from err
 
 
 class ReplayBuffer:
@@ -306,38 +364,85 @@ class ReplayBuffer:
         }
 
     def dumps(self, path: PathLike) -> None:
-        """Save the buffer to the folder ``path``: rows as raw tensor files (tensor
-        storages) or a weights-only torch file, sampler and writer states as torch
-        files of tensors, and a JSON description.  ``loads`` reads it back."""
+        """Save the buffer to the folder ``path``, atomically; ``loads`` reads it back.
+
+        Rows go to raw tensor files (tensor storages) or a weights-only torch
+        file (``ListStorage``), sampler and writer states to torch files of
+        tensors, plus a JSON description and ``manifest.json`` (the size and
+        sha256 of every file). The folder is written beside ``path`` and
+        renamed into place when complete: until then the previous dump at
+        ``path`` stays whole (an interrupted swap is undone by the next
+        ``dumps`` or ``loads``).
+
+        Raises:
+            ReplayError: ``path`` exists and is neither empty nor a dump
+                (``dumps`` replaces the whole folder).
+
+        Example:
+            >>> import os, tempfile, torch
+            >>> from rlbricks.replay import LazyTensorStorage, ReplayBuffer
+            >>> rb = ReplayBuffer(storage=LazyTensorStorage(10))
+            >>> _ = rb.extend(torch.arange(4.0))
+            >>> path = os.path.join(tempfile.mkdtemp(), "dump")
+            >>> rb.dumps(path)
+            >>> sorted(os.listdir(path))
+            ['buffer.json', 'manifest.json', 'sampler.pt', 'storage', 'writer.pt']
+        """
+
+        def fill(folder: Path) -> None:
+            with self._lock:
+                dumps = getattr(self._storage, "dumps", None)
+                if dumps is not None:
+                    dumps(folder / "storage")
+                else:
+                    torch.save(self._storage.state_dict(), folder / "storage.pt")
+                torch.save(self._sampler.state_dict(), folder / "sampler.pt")
+                torch.save(self._writer.state_dict(), folder / "writer.pt")
+                meta = {
+                    "format": _FORMAT,
+                    "version": _FORMAT_VERSION,
+                    "batch_size": self._batch_size,
+                    **self._components(),
+                }
+            (folder / "buffer.json").write_text(json.dumps(meta, indent=2))
+
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            dumps = getattr(self._storage, "dumps", None)
-            if dumps is not None:
-                dumps(path / "storage")
-            else:
-                torch.save(self._storage.state_dict(), path / "storage.pt")
-            torch.save(self._sampler.state_dict(), path / "sampler.pt")
-            torch.save(self._writer.state_dict(), path / "writer.pt")
-            meta = {
-                "format": _FORMAT,
-                "version": _FORMAT_VERSION,
-                "batch_size": self._batch_size,
-                **self._components(),
-            }
-            (path / "buffer.json").write_text(json.dumps(meta, indent=2))
+        _refuse_to_replace(path)
+        write_folder_atomically(path, fill, format=_DUMP_FORMAT, version=_DUMP_VERSION)
 
     def loads(self, path: PathLike) -> None:
         """Restore a buffer saved by ``dumps`` into this (empty or not) buffer.
 
+        Every file is checked against the dump's manifest before anything is
+        loaded; torch files are read with ``weights_only=True``.
+
         Raises:
-            ReplayError: the folder holds another format or other kinds of components.
+            FileNotFoundError: nothing was dumped at ``path``.
+            ReplayError: a missing, extra, truncated or changed file, a file
+                that cannot be read (each named in the message), another
+                format, or other kinds of components.
+
+        Example:
+            >>> import os, tempfile, torch
+            >>> from rlbricks.replay import LazyTensorStorage, ReplayBuffer
+            >>> rb = ReplayBuffer(storage=LazyTensorStorage(10))
+            >>> _ = rb.extend(torch.arange(4.0))
+            >>> path = os.path.join(tempfile.mkdtemp(), "dump")
+            >>> rb.dumps(path)
+            >>> restored = ReplayBuffer(storage=LazyTensorStorage(10))
+            >>> restored.loads(path)
+            >>> len(restored)
+            4
         """
         path = Path(path)
+        _check_dump(path)
+        meta_file = path / "buffer.json"
         try:
-            meta = json.loads((path / "buffer.json").read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path} holds no buffer.json: not a dumps() folder") from None
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError) as err:
+            raise ReplayError(f"cannot read {meta_file}: {err}; dump the buffer again") from err
+        if not isinstance(meta, dict):
+            raise ReplayError(f"{meta_file} holds no JSON object: not a dumps() folder")
         if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
             raise ReplayError(f"{path}: unknown buffer format {meta.get('format')!r}")
         mine = self._components()
@@ -347,14 +452,25 @@ class ReplayBuffer:
                 f"{path} was saved from {theirs}; this buffer is {mine}: build the same kinds "
                 "of storage, sampler and writer before loads()"
             )
+        storage_loads = getattr(self._storage, "loads", None)
+        storage_state: Any = None if storage_loads is not None else _load_pt(path / "storage.pt")
+        sampler_state = _load_pt(path / "sampler.pt")
+        writer_state = _load_pt(path / "writer.pt")
         with self._lock:
-            loads = getattr(self._storage, "loads", None)
-            if loads is not None:
-                loads(path / "storage")
+            if storage_loads is not None:
+                try:
+                    storage_loads(path / "storage")
+                except ReplayError:
+                    raise
+                except Exception as err:
+                    raise ReplayError(
+                        f"cannot read the rows under {path / 'storage'} "
+                        f"({type(err).__name__}: {err}); dump the buffer again"
+                    ) from err
             else:
-                self._storage.load_state_dict(torch.load(path / "storage.pt", weights_only=True))
-            self._sampler.load_state_dict(torch.load(path / "sampler.pt", weights_only=True))
-            self._writer.load_state_dict(torch.load(path / "writer.pt", weights_only=True))
+                self._storage.load_state_dict(storage_state)
+            self._sampler.load_state_dict(sampler_state)
+            self._writer.load_state_dict(writer_state)
             self._batch_size = meta["batch_size"]
         self._drop_prefetched()
 

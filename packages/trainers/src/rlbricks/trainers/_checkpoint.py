@@ -8,17 +8,20 @@ A checkpoint is a folder::
       tensors.pt      {"<id>": tensor}, read back with torch.load(weights_only=True)
       dumps/<name>/   folders written by objects with big state (replay buffers)
 
-It is written into a temporary sibling folder (every file fsync-ed) that is
-renamed into place at the end, so an interrupted save leaves the previous
-checkpoint untouched. Reading checks every file against the manifest first.
+It is written by ``rlbricks.replay.write_folder_atomically`` (as replay-buffer
+dumps are): into a temporary sibling folder ``.<name>.tmp-<host>-<pid>``
+(every file fsync-ed) and swapped into place: the previous checkpoint is
+renamed aside to ``.<name>.old-<host>-<pid>``, the new one renamed in, the
+previous one deleted last. If the process dies between the two renames, the
+next save, load or resume renames the previous checkpoint back (when its files
+match its manifest); leftovers of writers that no longer run are deleted, a
+live writer's never. Reading checks every file against the manifest first.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,13 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlbricks.replay import check_folder
+from rlbricks.replay import folder_leftovers
+from rlbricks.replay import recover_folder
+from rlbricks.replay import write_folder_atomically
 from rlbricks.trainers._errors import CheckpointError
 
-__all__ = ["decode_state", "encode_state", "read_checkpoint", "write_checkpoint"]
+__all__ = ["decode_state", "encode_state", "read_checkpoint", "resumable", "write_checkpoint"]
 
 FORMAT = "rlbricks-trainer-checkpoint"
 VERSION = 1
-_MANIFEST = "manifest.json"
 
 
 def encode_state(obj: Any, tensors: dict[str, torch.Tensor], where: str = "state") -> Any:
@@ -85,119 +91,87 @@ def decode_state(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return {decode_state(k, tensors): decode_state(v, tensors) for k, v in tree["__dict__"]}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_checkpoint(
     path: str | os.PathLike[str],
     state: dict[str, Any],
     dumps: dict[str, Callable[[Path], None]] | None = None,
 ) -> Path:
     """Write ``state`` (and each ``dumps[name](folder)``) atomically as the folder ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir()
+
+    def fill(folder: Path) -> None:
         tensors: dict[str, torch.Tensor] = {}
         tree = encode_state(state, tensors)
-        (tmp / "state.json").write_text(json.dumps(tree))
-        torch.save(tensors, tmp / "tensors.pt")
+        (folder / "state.json").write_text(json.dumps(tree))
+        torch.save(tensors, folder / "tensors.pt")
         for name, dump in (dumps or {}).items():
-            dump(tmp / "dumps" / name)
-        files = {}
-        for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            _fsync(file)
-            rel = file.relative_to(tmp).as_posix()
-            files[rel] = {"size": file.stat().st_size, "sha256": _sha256(file)}
-        manifest = {"format": FORMAT, "version": VERSION, "files": files}
-        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))
-        _fsync(tmp / _MANIFEST)
-        for folder in sorted((p for p in tmp.rglob("*") if p.is_dir()), reverse=True):
-            _fsync(folder)
-        _fsync(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    if path.exists():
-        os.rename(path, old)
-    os.rename(tmp, path)
-    _fsync(path.parent)
-    if old.exists():
-        shutil.rmtree(old)
-    return path
+            dump(folder / "dumps" / name)
+
+    return write_folder_atomically(path, fill, format=FORMAT, version=VERSION)
 
 
-def _missing(path: Path) -> CheckpointError:
-    leftovers = sorted(path.parent.glob(f".{path.name}.old-*")) if path.parent.exists() else []
-    hint = (
-        f"; an interrupted save left the previous checkpoint at {leftovers[-1]}: rename it to "
-        f"{path.name}"
-        if leftovers
-        else "; check the path (Trainer.save writes a folder)"
+def resumable(path: str | os.PathLike[str]) -> bool:
+    """Whether ``Trainer(resume=path)`` has a checkpoint to load (False: a first run).
+
+    False only when nothing was ever saved at ``path``: no such folder and no
+    leftovers of a save next to it. A previous checkpoint that an interrupted
+    save left aside is renamed back to ``path`` first.
+
+    Raises:
+        CheckpointError: ``path`` is missing and only leftovers of interrupted
+            saves remain (the message lists them and how to start over).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from rlbricks.trainers._checkpoint import resumable, write_checkpoint
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> resumable(folder / "ckpt")
+        False
+        >>> resumable(write_checkpoint(folder / "ckpt", {"step": 1}))
+        True
+    """
+    path = Path(path)
+    if path.exists() or recover_folder(path):
+        return True
+    found = folder_leftovers(path)
+    if not found:
+        return False
+    raise _missing(path, found)
+
+
+def _missing(path: Path, found: dict[Path, str]) -> CheckpointError:
+    """The error for a missing ``path``, listing what interrupted saves left (``found``)."""
+    if not found:
+        return CheckpointError(
+            f"no checkpoint at {path}; check the path (Trainer.save writes a folder)"
+        )
+    notes = "; ".join(f"{folder} ({why})" for folder, why in found.items())
+    return CheckpointError(
+        f"no checkpoint at {path}, but interrupted saves left: {notes}. None of them can be "
+        "loaded: delete these folders to start the run over, or resume from another checkpoint"
     )
-    return CheckpointError(f"no checkpoint at {path}{hint}")
+
+
+def _fix(path: Path) -> str:
+    return f"load an earlier checkpoint, or delete {path} to start the run over"
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Check every file of the checkpoint ``path`` against its manifest and return the state.
 
+    A previous checkpoint that an interrupted save left aside is renamed back
+    to ``path`` first, and the leftovers of dead writers are deleted.
+
     Raises:
-        CheckpointError: a missing, truncated or corrupted file (named in the message).
+        CheckpointError: a missing, extra, truncated or corrupted file (named in the
+            message), or no checkpoint at ``path``.
     """
     path = Path(path)
-    if not path.is_dir():
-        raise _missing(path)
-    manifest_file = path / _MANIFEST
-    try:
-        manifest = json.loads(manifest_file.read_text())
-        files = manifest["files"]
-        fmt = (manifest["format"], manifest["version"])
-    except FileNotFoundError:
-        raise CheckpointError(
-            f"{manifest_file} is missing: {path} is not a complete trainer checkpoint (was the "
-            "save interrupted?); load an earlier checkpoint"
-        ) from None
-    except (ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(
-            f"{manifest_file} is corrupted ({err}); load an earlier checkpoint"
-        ) from None
-    if fmt != (FORMAT, VERSION):
-        raise CheckpointError(
-            f"{manifest_file}: format {fmt} is not {(FORMAT, VERSION)}; this checkpoint was "
-            "written by another program or version"
-        )
-    for rel, info in files.items():
-        file = path / rel
-        if not file.is_file():
-            raise CheckpointError(f"checkpoint file {file} is missing; load an earlier checkpoint")
-        size = file.stat().st_size
-        if size != info["size"]:
-            raise CheckpointError(
-                f"checkpoint file {file} is truncated or damaged ({size} bytes, expected "
-                f"{info['size']}); load an earlier checkpoint"
-            )
-        if _sha256(file) != info["sha256"]:
-            raise CheckpointError(
-                f"checkpoint file {file} is corrupted (its sha256 does not match the manifest); "
-                "load an earlier checkpoint"
-            )
+    if not recover_folder(path) or not path.is_dir():
+        raise _missing(path, folder_leftovers(path))
+    problem = check_folder(path, format=FORMAT, version=VERSION)
+    if problem is not None:
+        raise CheckpointError(f"{problem}; {_fix(path)}")
     try:
         tensors = torch.load(path / "tensors.pt", map_location="cpu", weights_only=True)
         tree = json.loads((path / "state.json").read_text())

@@ -17,6 +17,7 @@ from torch import nn
 
 from rlbricks.tensordict import TensorDict
 from rlbricks.trainers._checkpoint import read_checkpoint
+from rlbricks.trainers._checkpoint import resumable
 from rlbricks.trainers._checkpoint import write_checkpoint
 from rlbricks.trainers._errors import CheckpointError
 from rlbricks.trainers._errors import TrainerError
@@ -83,9 +84,11 @@ class Trainer:
             :meth:`train` (default: the logger's folder; None without logger).
         resume: a checkpoint folder to continue from: :meth:`train` loads it
             (:meth:`load_state`) before its first batch, once the hooks are
-            registered. A path that does not exist yet is ignored, so a script
-            can pass the same path as ``save_trainer_file`` and ``resume`` and
-            run again after being killed.
+            registered. A path where nothing was ever saved means a first run,
+            so a script can pass the same path as ``save_trainer_file`` and
+            ``resume`` and run again after being killed. Leftovers of
+            interrupted saves with no loadable checkpoint raise
+            :class:`CheckpointError`.
 
     Example:
         >>> import torch
@@ -336,7 +339,7 @@ class Trainer:
             (12, 6)
         """
         resume, self._resume = self._resume, None
-        if resume is not None and resume.exists():
+        if resume is not None and resumable(resume):  # raises on leftovers without a checkpoint
             self.load_state(resume)
         if self.collected_frames >= self.total_frames:
             return
