@@ -142,6 +142,9 @@ class Job:
         env = {
             **os.environ,
             "OMP_NUM_THREADS": str(self.threads),
+            # idle OpenMP threads sleep instead of spinning: on a shared machine a spinning
+            # 2-thread run burns several times its CPU time (no effect on the arithmetic)
+            "OMP_WAIT_POLICY": "PASSIVE",
             "MUJOCO_GL": os.environ.get("MUJOCO_GL", "disable"),
         }
         self.started = time.perf_counter()

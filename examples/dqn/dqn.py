@@ -40,6 +40,7 @@ from rlbricks.replay import Storage
 from rlbricks.replay import TensorDictPrioritizedReplayBuffer
 from rlbricks.replay import TensorDictReplayBuffer
 from rlbricks.trainers import ExplorationAnnealHook
+from rlbricks.trainers import LinearSchedule
 from rlbricks.trainers import LogReward
 from rlbricks.trainers import ReplayBufferTrainer
 from rlbricks.trainers import TargetNetUpdaterHook
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="atoms of a C51 return distribution (Bellemare et al., 2017); 0: off")  # fmt: skip
     group.add_argument("--v_min", type=float, default=-10.0, help="lowest C51 atom")
     group.add_argument("--v_max", type=float, default=10.0, help="highest C51 atom")
+    group.add_argument("--anneal_lr", action=SWITCH, default=False,
+                       help="decay the learning rate linearly to 0 over the run")  # fmt: skip
     parser.set_defaults(logger="tensorboard", exp_name="dqn")
     return parser
 
@@ -176,6 +179,8 @@ def main(argv: list[str] | None = None) -> dict:
         ExplorationAnnealHook(explore).register(trainer)
         trainer.register_op("pre_steps_log", lambda batch: {"epsilon": float(explore.eps)})
     UpdateWeights(collector).register(trainer)
+    if args.anneal_lr:  # the greedy policy settles instead of moving until the last update
+        LinearSchedule(optimizer, "lr", 0.0, args.total_frames).register(trainer)
     # the one-step reward of the collected frames (n-step batches keep it as "original_reward")
     reward_key = ("next", "original_reward" if args.n_steps > 1 else "reward")
     LogReward(reward_key=reward_key).register(trainer)
