@@ -188,9 +188,20 @@ def plot_config(result: dict[str, Any], path: Path) -> bool:
         label = f"{threads} thread{'s' if threads != '1' else ''}: mean of {n} seeds"
         ax.plot(frames, values.mean(0), color=colour, label=label, linewidth=2)
         ax.fill_between(
-            frames, values.min(0), values.max(0), color=colour, alpha=0.2, label="min-max"
+            frames,
+            values.min(0),
+            values.max(0),
+            color=colour,
+            alpha=0.2,
+            label="min-max over seeds",
         )
-    ax.axhline(result["target"], color="black", linestyle="--", linewidth=1, label="target")
+    ax.axhline(
+        result["target"],
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        label=f"target {result['target']:g} ({result['criterion']})",
+    )
     ax.set_xlabel("frames collected")
     ax.set_ylabel("evaluation return (deterministic policy)")
     ax.set_title(f"{result['name']} on {result['env']}")
