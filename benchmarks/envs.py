@@ -3,7 +3,8 @@
 Cases (random actions, steps counted per sub-env):
 
 * CartPole-v1, one env: ``GymEnv.rollout`` vs a plain ``env.step`` loop.
-* CartPole-v1, 8-env sync vector: ``GymEnv(num_envs=8)`` vs ``gymnasium.make_vec``.
+* CartPole-v1, 8-env sync vector, one process: ``GymEnv(num_envs=8)`` vs
+  ``gymnasium.make_vec(..., vectorization_mode="sync")``.
 * HalfCheetah-v5, 2 processes: ``ParallelEnv(2, GymEnv)`` vs gymnasium's ``AsyncVectorEnv(2)``.
 
 ``env.rollout(n)`` without a policy takes the random-action fast path of
@@ -12,7 +13,11 @@ gymnasium envs (no TensorDict per step). The "policy" rows pass
 TensorDict policy, i.e. the generic per-step loop that collectors run.
 
 The raw gymnasium loop is the limit on this machine; torchrl's ``GymEnv`` /
-``ParallelEnv`` are timed when torchrl is installed. Each repeat times every
+``ParallelEnv`` are timed when torchrl is installed. torchrl's 8-env rows wrap
+the same in-process gymnasium ``SyncVectorEnv`` in its ``GymWrapper`` (with
+``autoreset_mode=DISABLED``, the mode torchrl prefers): torchrl's
+``GymEnv(num_envs=8)`` would build an ``AsyncVectorEnv``, i.e. 8 worker
+processes, which is not the work the other columns do. Each repeat times every
 runner of a case one after the other (interleaved), and the best time of each
 is kept, so that a slow spell of the machine hits all of them alike. The
 table goes to ``benchmarks/results/envs.md``.
@@ -111,6 +116,26 @@ def _halfcheetah_torchrl() -> Any:
     return GymEnv("HalfCheetah-v5")
 
 
+def torchrl_sync_vector(num_envs: int, **kwargs: Any) -> Any:
+    """torchrl's ``GymWrapper`` around an in-process gymnasium ``SyncVectorEnv`` of CartPoles.
+
+    torchrl's ``GymEnv(num_envs=n)`` runs gymnasium's ``AsyncVectorEnv`` (n
+    worker processes); wrapping a sync vector env keeps the work in this
+    process, like the raw loop and rlbricks' ``GymEnv(num_envs=n)``. Its
+    autoreset is disabled: torchrl then resets finished sub-envs itself
+    (``reset_mask``), its preferred mode for gymnasium >= 1.1.
+    """
+    from torchrl.envs import GymWrapper
+
+    venv = gym.make_vec(
+        "CartPole-v1",
+        num_envs=num_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED},
+    )
+    return GymWrapper(venv, **kwargs)
+
+
 def torchrl_envs() -> tuple[str, dict[str, Any]] | None:
     try:
         import torchrl
@@ -120,9 +145,9 @@ def torchrl_envs() -> tuple[str, dict[str, Any]] | None:
         return None
     envs = {
         "single": GymEnv("CartPole-v1"),
-        "vector": GymEnv("CartPole-v1", num_envs=8),
+        "vector": torchrl_sync_vector(8),
         "single-policy": GymEnv("CartPole-v1"),
-        "vector-policy": GymEnv("CartPole-v1", num_envs=8),
+        "vector-policy": torchrl_sync_vector(8),
         "parallel": ParallelEnv(2, _halfcheetah_torchrl),
     }
     return f"torchrl {torchrl.__version__}", envs
@@ -185,7 +210,16 @@ def main() -> None:
         f"{platform.python_version()}, {platform.machine()}, random actions, best of "
         f"{args.repeat} interleaved runs"
     )
-    text = "\n".join(["# Environments", "", header, "", *lines, ""])
+    notes = []
+    if incumbent is not None:
+        notes = [
+            "",
+            "torchrl's 8-env rows: `GymWrapper(gymnasium.make_vec(..., vectorization_mode="
+            '"sync"))`, in this process like the other columns (autoreset DISABLED, '
+            "torchrl's preferred mode; rlbricks uses SAME_STEP). torchrl's "
+            "`GymEnv(num_envs=8)` would run 8 worker processes (gymnasium's AsyncVectorEnv).",
+        ]
+    text = "\n".join(["# Environments", "", header, "", *lines, *notes, ""])
     print(text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "envs.md").write_text(text)

@@ -1,162 +1,302 @@
-"""PPO on CartPole-v1, the whole process: rlbricks' example against stable-baselines3.
+"""PPO on CartPole-v1: rlbricks' example against stable-baselines3 with the same settings.
 
-Each run is a fresh Python process, timed from its start to its exit (imports,
-env creation, training, the final 20-episode deterministic evaluation):
+For each seed (``--seeds``, default 0 1 2), interleaved so that a slow spell of
+the machine hits both libraries alike, one fresh process each, one torch
+thread each (``OMP_NUM_THREADS=1`` and ``torch.set_num_threads(1)``):
 
 * rlbricks: ``examples/ppo/ppo.py --config examples/ppo/configs/cartpole.txt``
-  (its own hyper-parameters; one torch thread, as the config sets);
-* stable-baselines3 (when installed): ``PPO("MlpPolicy")`` with the
-  rl-baselines3-zoo CartPole-v1 settings — 8 envs, n_steps 32, 20 epochs,
-  batch 256, lr 1e-3 and clip range 0.2 both decayed linearly, gae_lambda 0.8,
-  gamma 0.98, no entropy bonus, 100k frames — then ``evaluate_policy`` over 20
-  deterministic episodes; run with one torch thread and with torch's default.
+  with ``--record_interval=1000000`` (no periodic evaluation) and
+  ``--logger=none``; the training time comes from its ``summary.json``
+  (``cpu_time_s``, ``wall_time_s``: inside the training loop);
+* stable-baselines3: ``PPO("MlpPolicy")`` built in a child process of this
+  script (``--child``) from the same config, ``model.learn`` timed with
+  ``time.process_time`` and ``time.perf_counter``, then ``evaluate_policy``
+  over the same number of deterministic episodes on an env seeded seed + 1000.
 
-Writes ``benchmarks/results/ppo_cartpole_vs_sb3.md``.
+The config is read at run time: every key of the file, and every option of
+the example, is either mapped to a stable-baselines3 argument, declared
+rlbricks-only (logging, evaluation schedule, run folder), or accepted at one
+value only; anything else stops the script with a message, so a new key is
+never silently ignored. Values come from the example's own parser (its
+defaults for the keys the file leaves out).
 
-Run:  python benchmarks/ppo_cartpole_vs_sb3.py [--seeds 0 1]
+Mapping (rlbricks key -> stable-baselines3):
+
+* ``env_name``, ``num_envs`` -> ``make_vec_env(env_name, n_envs=num_envs)``;
+* ``frames_per_batch`` -> ``n_steps = frames_per_batch / num_envs``;
+  ``total_frames`` -> ``learn(total_timesteps)``;
+* ``ppo_epochs`` -> ``n_epochs``; ``mini_batch_size`` -> ``batch_size``
+  (``frames_per_batch`` must be a multiple of it: both then take
+  ``ppo_epochs * frames_per_batch / mini_batch_size`` Adam steps per batch);
+* ``lr`` -> ``learning_rate``; ``anneal_lr`` -> the schedule
+  ``lr * (progress_remaining + frames_per_batch / total_frames)``, which gives
+  the k-th batch ``lr * (1 - (k - 1) * frames_per_batch / total_frames)``:
+  rlbricks' ``LinearSchedule`` to 0, which moves the lr after each batch;
+* ``gamma`` -> ``gamma``; ``lmbda`` -> ``gae_lambda``; ``clip_epsilon`` ->
+  ``clip_range`` (constant, ``clip_range_vf=None``); ``entropy_coef`` ->
+  ``ent_coef``; ``critic_coef`` -> ``vf_coef`` (``loss_critic_type`` must be
+  ``l2``: SB3's value loss is the MSE); ``normalize_advantage`` ->
+  ``normalize_advantage`` (both per minibatch); ``clip_norm`` ->
+  ``max_grad_norm`` (one global norm over actor and critic in both);
+* ``num_cells`` -> ``net_arch`` (separate policy and value MLPs in both),
+  ``activation_fn=nn.Tanh`` (the ``ppo_models`` recipe), ``ortho_init`` =
+  the config's ``ortho_init`` (false when absent: the recipe keeps torch's
+  default init); Adam with ``optimizer_kwargs={"eps": 1e-8}`` (torch's default,
+  which rlbricks uses; SB3's PPO default is 1e-5);
+* ``eval_episodes`` -> ``evaluate_policy(n_eval_episodes)``.
+
+Remaining differences (copied into the table's notes):
+
+* Random streams differ: the same seed gives different trajectories in the two libraries.
+* rlbricks runs the critic once per batch, after collection, to compute GAE;
+  SB3 runs it at every step during collection. The values are the same; the
+  cost is each library's own and is part of its CPU time.
+* Both bootstrap from the value of the last observation at a time-limit
+  truncation: rlbricks through ``terminated`` in GAE, SB3 by adding
+  ``gamma * V(terminal observation)`` to the reward.
+* Advantage normalisation: SB3 divides by ``std + 1e-8``, rlbricks by ``max(std, 1e-8)``.
+* With ``ortho_init = true``, SB3 uses gains sqrt(2) (hidden layers), 0.01
+  (policy head) and 1 (value head); rlbricks' init must match for a fair run.
+* Final evaluation: rlbricks plays its episodes on ``eval_envs`` sub-envs
+  (each at most ``record_frames`` steps, which must not cut an episode),
+  SB3 on one env; both deterministic (argmax), seeded seed + 1000.
+* SB3 wraps each env in its ``Monitor`` (episode statistics) and records
+  training statistics in its logger (no output with ``verbose=0``); rlbricks
+  logs the batch reward with ``LogReward`` (no output with ``--logger=none``).
+
+Writes ``benchmarks/results/ppo_cartpole_vs_sb3.md``; with ``--frames`` (a
+smoke run) the table goes to stdout only, unless ``--out`` names a file.
+
+Run:  python benchmarks/ppo_cartpole_vs_sb3.py [--seeds 0 1 2] [--frames 3000]
+
+The harness (config check, runs, table) is ``benchmarks/_vs_sb3.py``, shared
+with ``sac_pendulum_vs_sb3.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
+import math
+from argparse import Namespace
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "ppo_cartpole_vs_sb3.md"
-CONFIG = "examples/ppo/configs/cartpole.txt"
+from _vs_sb3 import Comparison
+from _vs_sb3 import KeyPlan
+from _vs_sb3 import Row
+from _vs_sb3 import Spec
+from _vs_sb3 import doc_notes
+from _vs_sb3 import fmt
+
+# --------------------------------------------------------------------------- #
+# PPO on CartPole
+# --------------------------------------------------------------------------- #
+PLAN = KeyPlan(
+    mapped=frozenset(
+        {
+            "env_name",
+            "num_envs",
+            "categorical_action_encoding",  # index or one-hot: the same Categorical policy
+            "frames_per_batch",
+            "total_frames",
+            "gamma",
+            "lmbda",
+            "lr",
+            "anneal_lr",
+            "ppo_epochs",
+            "mini_batch_size",
+            "clip_epsilon",
+            "entropy_coef",
+            "critic_coef",
+            "normalize_advantage",
+            "clip_norm",
+            "num_cells",
+            "ortho_init",
+            "eval_episodes",
+        }
+    ),
+    ours_only=frozenset(
+        {
+            "config",
+            "seed",  # set by the benchmark, the same for both
+            "threads",  # set to 1 by the benchmark
+            "logger",
+            "exp_name",
+            "logdir",
+            "log_interval",
+            "record_interval",
+            "record_frames",  # checked: it must not cut an evaluation episode
+            "eval_envs",
+            "no_progress_bar",
+            "save_trainer_interval",  # only with save_trainer_file
+            "image_size",  # only with pixels
+            "frame_stack",  # only with pixels
+        }
+    ),
+    fixed={
+        "env_task": "",
+        "env_library": "gym",
+        "env_workers": 1,
+        "frame_skip": 1,
+        "max_frames_per_traj": None,
+        "pixels": False,
+        "noop_max": 0,
+        "reward_clip": False,
+        "reward_scaling": None,
+        "init_random_frames": 0,  # not read by the PPO example
+        "reset_at_each_iter": False,  # not read by the PPO example
+        "device": "cpu",
+        "collection_devices": "cpu",
+        "loss_function": "l2",  # not read by the PPO example
+        "tau": 0.005,  # not read by the PPO example
+        "hard_update_interval": None,  # not read by the PPO example
+        "value_estimator": "td0",  # not read by the PPO example (it uses GAE)
+        "optimizer": "adam",
+        "weight_decay": 0.0,
+        "clip_grad_value": False,
+        "optim_steps_per_batch": 1,  # the PPO example sets its own
+        "save_trainer_file": None,
+        "resume": None,
+        "loss_critic_type": "l2",
+    },
+)
 
 
-def _sb3_child(seed: int, threads: int | None) -> None:
-    """Train and evaluate SB3 PPO in this process; print one JSON line."""
-    import torch
+def ppo_spec(args: Namespace) -> tuple[Spec, list[Row]]:
+    """The SB3 PPO settings for the example's arguments, and the settings table."""
+    fpb, n_envs, mbs = args.frames_per_batch, args.num_envs, args.mini_batch_size
+    if fpb % n_envs:
+        raise SystemExit(f"frames_per_batch {fpb} is not a multiple of num_envs {n_envs}")
+    if fpb % mbs:
+        raise SystemExit(
+            f"frames_per_batch {fpb} is not a multiple of mini_batch_size {mbs}: rlbricks takes "
+            f"{fpb // mbs} minibatches per epoch, SB3 {math.ceil(fpb / mbs)} (a smaller last one)"
+        )
+    ortho = bool(getattr(args, "ortho_init", False))
+    clip = math.inf if args.clip_norm is None else float(args.clip_norm)
+    steps = args.ppo_epochs * (fpb // mbs)
+    spec: Spec = {
+        "env_id": args.env_name,
+        "n_envs": n_envs,
+        "total_frames": args.total_frames,
+        "eval_episodes": args.eval_episodes,
+        "lr": args.lr,
+        "anneal_lr": args.anneal_lr,
+        "frames_per_batch": fpb,
+        "kwargs": {
+            "n_steps": fpb // n_envs,
+            "batch_size": mbs,
+            "n_epochs": args.ppo_epochs,
+            "gamma": args.gamma,
+            "gae_lambda": args.lmbda,
+            "clip_range": args.clip_epsilon,
+            "clip_range_vf": None,
+            "ent_coef": args.entropy_coef,
+            "vf_coef": args.critic_coef,
+            "max_grad_norm": clip,
+            "normalize_advantage": args.normalize_advantage,
+        },
+        "net_arch": list(args.num_cells),
+        "ortho_init": ortho,
+        "updates_per_n_update": fpb // mbs,  # SB3 counts epochs in _n_updates
+    }
+    lr = f"lr = {fmt(args.lr)}"
+    if args.anneal_lr:
+        ours_lr = f"{lr}, anneal_lr = true (linear to 0 over total_frames, set after each batch)"
+        sb3_lr = (
+            f"learning_rate = {fmt(args.lr)} x (progress_remaining + {fpb}/{args.total_frames}): "
+            "the same values"
+        )
+    else:
+        ours_lr, sb3_lr = f"{lr}, constant", f"learning_rate = {fmt(args.lr)}, constant"
+    cells = fmt(list(args.num_cells))
+    actions = "indices (Categorical)" if args.categorical_action_encoding else "one-hot"
+    rows: list[Row] = [
+        ("env", f"env_name = {args.env_name}, num_envs = {n_envs} (gymnasium sync vector env)",
+         f"make_vec_env({args.env_name!r}, n_envs={n_envs}) (DummyVecEnv)"),
+        ("frames", f"total_frames = {args.total_frames}",
+         f"learn(total_timesteps={args.total_frames})"),
+        ("frames per batch", f"frames_per_batch = {fpb}",
+         f"n_steps = {fpb // n_envs} x {n_envs} envs"),
+        ("epochs x minibatch", f"ppo_epochs = {args.ppo_epochs}, mini_batch_size = {mbs}",
+         f"n_epochs = {args.ppo_epochs}, batch_size = {mbs}"),
+        ("Adam steps per batch", str(steps), str(steps)),
+        ("learning rate", ours_lr, sb3_lr),
+        ("optimiser", "Adam (torch defaults: eps 1e-8), one over actor and critic",
+         "Adam, optimizer_kwargs = {eps: 1e-8} (SB3's PPO default: 1e-5)"),
+        ("discount, GAE", f"gamma = {fmt(args.gamma)}, lmbda = {fmt(args.lmbda)}",
+         f"gamma = {fmt(args.gamma)}, gae_lambda = {fmt(args.lmbda)}"),
+        ("clip range", f"clip_epsilon = {fmt(args.clip_epsilon)} (constant)",
+         f"clip_range = {fmt(args.clip_epsilon)} (constant), clip_range_vf = None"),
+        ("entropy bonus", f"entropy_coef = {fmt(args.entropy_coef)}",
+         f"ent_coef = {fmt(args.entropy_coef)}"),
+        ("value loss", f"critic_coef = {fmt(args.critic_coef)} x squared error (l2)",
+         f"vf_coef = {fmt(args.critic_coef)} x MSE"),
+        ("advantage normalisation", f"normalize_advantage = {fmt(args.normalize_advantage)}"
+         " (per minibatch)", f"normalize_advantage = {fmt(args.normalize_advantage)}"
+         " (per minibatch)"),
+        ("gradient clipping", f"clip_norm = {fmt(args.clip_norm)} (global norm)",
+         f"max_grad_norm = {fmt(args.clip_norm)}"),
+        ("network", f"ppo_models: separate actor and critic MLPs num_cells = {cells}, Tanh, "
+         + ("orthogonal init" if ortho else "torch's default init"),
+         f"MlpPolicy, net_arch = {cells} (separate pi and vf), activation_fn = Tanh, "
+         f"ortho_init = {fmt(ortho)}"),
+        ("actions", actions, "Discrete (Categorical)"),
+        ("threads", "--threads=1, OMP_NUM_THREADS=1", "torch.set_num_threads(1), OMP_NUM_THREADS=1"),
+        ("periodic evaluation, logging", "none (--record_interval=1000000), --logger=none",
+         "none, verbose = 0"),
+        ("final evaluation", f"eval_episodes = {args.eval_episodes} deterministic, on "
+         f"eval_envs = {args.eval_envs} sub-envs, seeded seed + 1000",
+         f"evaluate_policy(n_eval_episodes={args.eval_episodes}, deterministic=True), "
+         "1 env seeded seed + 1000"),
+    ]  # fmt: skip
+    return spec, rows
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+
+def make_ppo(spec: Spec, env: Any) -> Any:
+    """The SB3 PPO of ``spec`` on the vector env ``env`` (in the child process)."""
     from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
+    from torch import nn
 
-    def linear(start: float):  # SB3 schedules get the remaining progress, 1 -> 0
-        return lambda remaining: remaining * start
+    lr = float(spec["lr"])
+    learning_rate: Any = lr
+    if spec["anneal_lr"]:
+        # progress_remaining is 1 - k * frames_per_batch / total_frames at the k-th batch's update;
+        # rlbricks' LinearSchedule moves the lr after each batch, one batch later
+        step = spec["frames_per_batch"] / spec["total_frames"]
 
-    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
-    model = PPO(
+        def learning_rate(progress_remaining: float) -> float:
+            return lr * min(1.0, progress_remaining + step)
+
+    policy_kwargs = {
+        "net_arch": spec["net_arch"],
+        "activation_fn": nn.Tanh,
+        "ortho_init": spec["ortho_init"],
+        "optimizer_kwargs": {"eps": 1e-8},
+    }
+    return PPO(
         "MlpPolicy",
         env,
-        n_steps=32,
-        batch_size=256,
-        n_epochs=20,
-        gae_lambda=0.8,
-        gamma=0.98,
-        ent_coef=0.0,
-        learning_rate=linear(1e-3),
-        clip_range=linear(0.2),
-        seed=seed,
+        learning_rate=learning_rate,
+        policy_kwargs=policy_kwargs,
+        seed=spec["seed"],
         device="cpu",
         verbose=0,
+        **spec["kwargs"],
     )
-    start = time.perf_counter()
-    model.learn(total_timesteps=100_000)
-    train_s = time.perf_counter() - start
-    eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=seed + 1000)
-    mean, std = evaluate_policy(model, eval_env, n_eval_episodes=20, deterministic=True)
-    print(json.dumps({"eval_mean": float(mean), "eval_std": float(std), "train_s": train_s}))
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-    wall = time.perf_counter() - start
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    return wall, done.stdout
-
-
-def run_rlbricks(seed: int, env: dict[str, str]) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as logdir:
-        cmd = [
-            sys.executable,
-            "examples/ppo/ppo.py",
-            f"--config={CONFIG}",
-            f"--seed={seed}",
-            f"--logdir={logdir}",
-            "--no_progress_bar",
-        ]
-        wall, _ = _timed(cmd, env)
-        summary = json.loads((Path(logdir) / "cartpole" / "summary.json").read_text())
-    return {
-        "wall_s": wall,
-        "train_s": summary["wall_time_s"],
-        "eval_mean": summary["eval_reward_mean"],
-        "eval_std": summary["eval_reward_std"],
-    }
-
-
-def run_sb3(seed: int, threads: int | None, env: dict[str, str]) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--sb3-child", str(seed)]
-    if threads is not None:
-        cmd += ["--sb3-threads", str(threads)]
-    wall, out = _timed(cmd, env)
-    result = json.loads(out.strip().splitlines()[-1])
-    return {"wall_s": wall, **result}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--sb3-child", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--sb3-threads", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.sb3_child is not None:
-        _sb3_child(args.sb3_child, args.sb3_threads)
-        return
-
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    have_sb3 = importlib.util.find_spec("stable_baselines3") is not None
-    runners: list[tuple[str, object]] = [
-        ("rlbricks PPO (1 thread)", lambda s: run_rlbricks(s, env))
-    ]
-    if have_sb3:
-        runners += [
-            ("stable-baselines3 PPO (1 thread)", lambda s: run_sb3(s, 1, env)),
-            ("stable-baselines3 PPO (torch default threads)", lambda s: run_sb3(s, None, env)),
-        ]
-    rows: dict[str, list[dict[str, float]]] = {name: [] for name, _ in runners}
-    for seed in args.seeds:  # interleave the runners so that machine drift hits all of them
-        for name, run in runners:
-            result = run(seed)  # type: ignore[operator]
-            rows[name].append(result)
-            print(f"seed {seed} {name}: {json.dumps(result)}", flush=True)
-
-    ours = sum(r["wall_s"] for r in rows[runners[0][0]]) / len(args.seeds)
-    lines = [
-        "# PPO on CartPole-v1: the whole process, rlbricks vs stable-baselines3",
-        "",
-        f"{os.cpu_count()} CPU cores, seeds {args.seeds}; wall time from process start to exit "
-        "(imports, training, 20-episode deterministic evaluation), mean over seeds.",
-        "",
-        "| run | eval return (20 episodes) | training s | process wall s | wall / rlbricks |",
-        "|---|---|---|---|---|",
-    ]
-    for name, results in rows.items():
-        wall = sum(r["wall_s"] for r in results) / len(results)
-        train = sum(r["train_s"] for r in results) / len(results)
-        evals = ", ".join(f"{r['eval_mean']:.1f} ± {r['eval_std']:.1f}" for r in results)
-        lines.append(f"| {name} | {evals} | {train:.1f} | {wall:.1f} | {wall / ours:.2f} |")
-    if not have_sb3:
-        lines.append("| stable-baselines3 | not installed | — | — | — |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+COMPARISON = Comparison(
+    name="ppo_cartpole_vs_sb3",
+    title="PPO on CartPole-v1: rlbricks vs stable-baselines3, same settings",
+    script=Path(__file__).resolve(),
+    example="examples/ppo/ppo.py",
+    config="examples/ppo/configs/cartpole.txt",
+    plan=PLAN,
+    sb3_spec=ppo_spec,
+    make_model=make_ppo,
+    notes=doc_notes(__doc__),
+)
 
 
 if __name__ == "__main__":
-    main()
+    COMPARISON.main()
