@@ -108,9 +108,9 @@ def _example_section(algo: str) -> str:
             "",
             '<figure markdown="span">',
             f"  ![{title} on {config}: mean evaluation return over seeds against frames, "
-            f"with a min–max band](results/{algo}/{name})",
+            f"with a min-max band](results/{algo}/{name})",
             f"  <figcaption>{title}, <code>configs/{config}.txt</code>: evaluation return"
-            " against frames collected, mean over seeds (line) and min–max over seeds"
+            " against frames collected, mean over seeds (line) and min-max over seeds"
             " (band), per torch-thread setting</figcaption>",
             "</figure>",
         ]
