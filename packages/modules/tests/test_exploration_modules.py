@@ -199,6 +199,28 @@ def test_egreedy_errors():
         masked(TensorDict({"action": torch.zeros(4, dtype=torch.long)}, [4]))
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"eps_init": 2}, r"eps_init must be a number in \[0, 1\] \(.*\), got 2$"),
+        ({"eps_end": -0.1}, r"eps_end must be a number in \[0, 1\] .*got -0\.1"),
+        ({"eps_init": float("nan")}, r"eps_init must be a number in \[0, 1\] .*got nan"),
+        ({"eps_end": "0.1"}, r"eps_end must be a number in \[0, 1\] .*got '0\.1'"),
+        ({"annealing_num_steps": -3}, r"annealing_num_steps must be a positive int, got -3"),
+        ({"annealing_num_steps": 2.5}, r"annealing_num_steps must be a positive int, got 2\.5"),
+        ({"annealing_num_steps": "9"}, r"annealing_num_steps must be a positive int, got '9'"),
+    ],
+)
+def test_egreedy_refuses_invalid_numbers(kwargs, match):
+    with pytest.raises(ModuleError, match=rf"^EGreedyModule: {match}"):
+        EGreedyModule(Categorical(2), **kwargs)
+
+
+def test_egreedy_accepts_the_bounds_and_whole_float_steps():
+    explore = EGreedyModule(Categorical(2), eps_init=1, eps_end=0, annealing_num_steps=1e3)
+    assert explore.annealing_num_steps == 1000
+
+
 def test_egreedy_repr():
     assert "eps_init=1.0, eps_end=0.1, annealing_num_steps=1000" in repr(
         EGreedyModule(Categorical(2))
@@ -272,3 +294,18 @@ def test_gaussian_state_dict_round_trip_and_keys():
     assert set(fresh.state_dict()) == {"sigma", "steps"}
     assert float(fresh.sigma) == pytest.approx(_linear(1.0, 0.1, 1000, 400))
     assert "sigma_init=1.0, sigma_end=0.1" in repr(fresh)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"sigma_init": -1.0}, r"sigma_init must be a number >= 0 .*got -1\.0"),
+        ({"sigma_end": float("inf")}, r"sigma_end must be a number >= 0 .*got inf"),
+        ({"std": -0.5}, r"std must be a number >= 0 .*got -0\.5"),
+        ({"mean": float("nan")}, r"mean must be a finite number .*got nan"),
+        ({"annealing_num_steps": 0}, r"annealing_num_steps must be a positive int, got 0"),
+    ],
+)
+def test_gaussian_refuses_invalid_numbers(kwargs, match):
+    with pytest.raises(ModuleError, match=rf"^AdditiveGaussianModule: {match}"):
+        AdditiveGaussianModule(Bounded(-1.0, 1.0, shape=(2,)), **kwargs)

@@ -143,6 +143,29 @@ def test_mlp_errors():
         MLP(out_features=2, layer_class=nn.Bilinear)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"num_cells": [-4]},
+            r"num_cells must be a positive int or a sequence of them .*got \[-4\]",
+        ),
+        ({"num_cells": [8, 0]}, r"num_cells must be .*, got \[8, 0\]"),
+        ({"num_cells": 0}, r"num_cells must be .*, got 0"),
+        ({"num_cells": [8.5]}, r"num_cells must be .*, got \[8\.5\]"),
+        ({"num_cells": [True]}, r"num_cells must be .*, got \[True\]"),
+        ({"num_cells": 8, "depth": -1}, r"depth must be an int >= 0, got -1"),
+        ({"num_cells": 8, "depth": 1.5}, r"depth must be an int >= 0, got 1\.5"),
+        ({"in_features": -3}, r"in_features must be a positive int or None .*got -3"),
+        ({"in_features": 4.5}, r"in_features must be a positive int or None .*got 4\.5"),
+        ({"dropout": 1.5}, r"dropout must be a number in \[0, 1\) .*got 1\.5"),
+    ],
+)
+def test_mlp_refuses_invalid_sizes(kwargs, match):
+    with pytest.raises(ModuleError, match=rf"^MLP: {match}"):
+        MLP(**{"in_features": 4, "out_features": 2, **kwargs})
+
+
 # --------------------------------------------------------------------------- #
 # ConvNet
 # --------------------------------------------------------------------------- #
@@ -203,6 +226,24 @@ def test_convnet_errors():
         ConvNet(num_cells=())
     with pytest.raises(ModuleError, match=r"\[\*batch, C, H, W\]"):
         ConvNet(in_features=1)(torch.zeros(5, 5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_cells": [-4]}, r"num_cells must be positive ints, got \[-4\]"),
+        ({"num_cells": [4, 2.0]}, r"num_cells must be positive ints, got \[4, 2\.0\]"),
+        ({"in_features": 0}, r"in_features must be a positive int or None .*got 0"),
+        ({"kernel_sizes": 0}, r"kernel_sizes must be .* positive .*, got 0"),
+        ({"kernel_sizes": [(3, -1)]}, r"kernel_sizes must be .* positive .*, got \[\(3, -1\)\]"),
+        ({"strides": 0}, r"strides must be .* positive .*, got 0"),
+        ({"strides": [(1, 2, 3)]}, r"strides must be .*, got \[\(1, 2, 3\)\]"),
+        ({"paddings": -1}, r"paddings must be .* >= 0.*, got -1"),
+    ],
+)
+def test_convnet_refuses_invalid_sizes(kwargs, match):
+    with pytest.raises(ModuleError, match=rf"^ConvNet: {match}"):
+        ConvNet(**{"in_features": 3, "num_cells": [4], "kernel_sizes": 3, "strides": 1, **kwargs})
 
 
 # --------------------------------------------------------------------------- #

@@ -185,3 +185,22 @@ def test_errors():
         OrnsteinUhlenbeckProcessModule(WIDE, n_steps_annealing=0)
     with pytest.raises(KeyError, match="reads 'action'"):
         OrnsteinUhlenbeckProcessModule(WIDE)(TensorDict({"act": torch.zeros(2)}))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"sigma": -0.2}, r"sigma must be a number >= 0 .*got -0\.2"),
+        ({"theta": -1.0}, r"theta must be a number >= 0 .*got -1\.0"),
+        ({"dt": 0.0}, r"dt must be a number > 0 .*got 0\.0"),
+        ({"mu": float("inf")}, r"mu must be a finite number .*got inf"),
+        ({"sigma_min": -0.1}, r"sigma_min must be a number >= 0 .*got -0\.1"),
+        ({"sigma_min": 0.5}, r"sigma_min=0\.5 must be <= sigma=0\.2"),
+        ({"eps_init": -1.0}, r"eps_init must be a number >= 0 .*got -1\.0"),
+        ({"n_steps_annealing": 2.5}, r"n_steps_annealing must be a positive int, got 2\.5"),
+        ({"x0": float("nan")}, r"x0 must hold finite numbers"),
+    ],
+)
+def test_refuses_invalid_numbers(kwargs, match):
+    with pytest.raises(ModuleError, match=rf"^OrnsteinUhlenbeckProcessModule: {match}"):
+        OrnsteinUhlenbeckProcessModule(WIDE, **kwargs)

@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from rlbricks.modules import QValueActor
 from rlbricks.modules import ValueOperator
+from rlbricks.objectives import DQNLoss
 from rlbricks.objectives import LossError
 from rlbricks.objectives import LossKeyError
 from rlbricks.objectives import LossKeys
@@ -173,6 +175,48 @@ def test_reduce_weights_and_td_error() -> None:
 def test_forward_must_be_implemented() -> None:
     with pytest.raises(NotImplementedError, match="LossModule must implement"):
         LossModule()(_batch())
+
+
+def _dqn_batch(n: int = 8) -> TensorDict:
+    action = torch.nn.functional.one_hot(torch.arange(n) % 2, 2).bool()
+    nxt = {
+        "observation": torch.randn(n, 3),
+        "reward": torch.ones(n, 1),
+        "done": torch.zeros(n, 1, dtype=torch.bool),
+        "terminated": torch.zeros(n, 1, dtype=torch.bool),
+    }
+    return TensorDict({"observation": torch.randn(n, 3), "action": action, "next": nxt}, [n])
+
+
+def _dqn_loss() -> DQNLoss:
+    return DQNLoss(QValueActor(nn.Linear(3, 2), action_space="one_hot"))
+
+
+def test_non_finite_loss_from_a_non_finite_reward_names_the_key() -> None:
+    td = _dqn_batch()
+    td["next", "reward"][[2, 5]] = torch.tensor([[float("nan")], [float("inf")]])
+    expected = (
+        r"DQNLoss: loss_value is nan because the input holds non-finite values under "
+        r"\('next', 'reward'\) \(2 of 8 entries, first at index \(2, 0\): nan\)"
+    )
+    with pytest.raises(LossError, match=expected):
+        _dqn_loss()(td)
+
+
+def test_non_finite_loss_from_finite_inputs_is_returned() -> None:
+    loss = _dqn_loss()
+    with torch.no_grad():
+        for param in loss.value_network.parameters():
+            param.fill_(float("nan"))  # a diverged network
+    assert loss(_dqn_batch())["loss_value"].isnan()
+
+
+def test_non_finite_input_check_can_be_turned_off() -> None:
+    td = _dqn_batch()
+    td["next", "reward"][0] = float("nan")
+    loss = _dqn_loss()
+    loss.check_nonfinite_inputs = False
+    assert loss(td)["loss_value"].isnan()
 
 
 def test_make_value_estimator_without_default_raises() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -244,6 +245,30 @@ def test_default_buffer_is_list_storage():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         ReplayBuffer(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "kind"),
+    [(-3, ValueError), (0, ValueError), (2.5, TypeError), ("4", TypeError), (True, TypeError)],
+)
+def test_bad_batch_size_is_named(batch_size, kind):
+    rb = ReplayBuffer(storage=LazyTensorStorage(10))
+    rb.extend(torch.zeros(4, 2))
+    match = rf"^ReplayBuffer.sample: batch_size must be a positive int, got {batch_size!r}"
+    with pytest.raises(ReplayError, match=match) as err:
+        rb.sample(batch_size)
+    assert isinstance(err.value, kind)
+    with pytest.raises(kind, match=match.replace(".sample", r"\(\)")):
+        ReplayBuffer(batch_size=batch_size)
+
+
+def test_integer_like_batch_sizes_are_accepted():
+    rb = ReplayBuffer(storage=LazyTensorStorage(10), batch_size=np.int64(3))
+    rb.extend(torch.zeros(4, 2))
+    assert rb.sample().shape == (3, 2)
+    assert rb.sample(np.int32(2)).shape == (2, 2)
+    assert rb.batch_size == 3
+    assert type(rb.batch_size) is int
 
 
 @pytest.mark.parametrize("kind", ["lazy", "memmap"])

@@ -195,7 +195,7 @@ def test_remote_errors_keep_their_type(remote: RayReplayBuffer) -> None:
 
 def test_a_failed_build_names_the_remote_error(ray_session: Any) -> None:
     with pytest.raises(
-        ReplayError, match=r"(?s)building ReplayBuffer .*batch_size must be positive"
+        ReplayError, match=r"(?s)building ReplayBuffer .*batch_size must be a positive int, got -1"
     ):
         RayReplayBuffer(batch_size=-1)
 

@@ -30,7 +30,7 @@ def test_all_lists_the_contract_names():
 
 
 def test_version():
-    assert specs.__version__ == "0.1.0"
+    assert specs.__version__ == "0.1.1"
 
 
 def test_namespace_package_has_no_init():

@@ -71,6 +71,11 @@ def test_project_thresholds_at_half():
     assert spec.project(torch.tensor([2, 0, -1, 1])).tolist() == [1, 0, 0, 1]
 
 
+def test_project_refuses_nan():
+    with pytest.raises(SpecError, match=r"Binary\.project: the value holds NaN \(1 of 4"):
+        Binary(4).project(torch.tensor([0.5, float("nan"), -3.0, 7.0]))
+
+
 def test_encode():
     spec = Binary(2, dtype=torch.bool)
     assert spec.encode(np.array([1, 0])).tolist() == [True, False]

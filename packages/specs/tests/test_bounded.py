@@ -238,6 +238,22 @@ def test_project_keeps_valid_values():
     assert torch.equal(spec.project(x), x)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.uint8])
+def test_project_refuses_nan(dtype):
+    spec = Bounded(low=0, high=4, shape=(3,), dtype=dtype)
+    value = torch.tensor([[1.0, 2.0, 3.0], [0.5, float("nan"), float("nan")]])
+    expected = r"Bounded\.project: the value holds NaN \(2 of 6 entries, first at index \(1, 1\)\)"
+    with pytest.raises(SpecError, match=expected) as err:
+        spec.project(value)
+    assert "the policy produced NaN actions" in str(err.value)
+    assert "low=0" in str(err.value)  # the spec is named
+
+
+def test_project_clamps_infinities():
+    spec = Bounded(low=-1.0, high=1.0, shape=(2,))
+    assert torch.equal(spec.project(torch.tensor([INF, -INF])), torch.tensor([1.0, -1.0]))
+
+
 # --------------------------------------------------------------------------- #
 # encode, expand, to, clone, eq, repr
 # --------------------------------------------------------------------------- #

@@ -135,6 +135,13 @@ def test_project_with_mask_goes_to_the_nearest_allowed():
     assert torch.equal(out, torch.tensor([1, 1, 1, 4, 4, 4]))
 
 
+@pytest.mark.parametrize("mask", [None, torch.tensor([True, False, True, True])])
+def test_project_refuses_nan(mask):
+    spec = Categorical(4, shape=(2,), mask=mask)
+    with pytest.raises(SpecError, match=r"Categorical\.project: the value holds NaN \(1 of 2"):
+        spec.project(torch.tensor([float("nan"), 1.0]))
+
+
 def test_update_mask_in_place_and_clear():
     spec = Categorical(3)
     spec.update_mask(torch.tensor([False, False, True]))

@@ -114,6 +114,12 @@ def test_project_with_mask():
     assert torch.equal(out, torch.tensor([[0, 0], [3, 0], [3, 0]]))
 
 
+def test_project_refuses_nan():
+    spec = MultiCategorical([3, 2])
+    with pytest.raises(SpecError, match=r"MultiCategorical\.project: the value holds NaN"):
+        spec.project(torch.tensor([[1.0, 0.0], [float("nan"), 1.0]]))
+
+
 def test_one_hot_conversions():
     spec = MultiCategorical([3, 2])
     index = torch.tensor([[2, 0], [0, 1]])

@@ -93,6 +93,12 @@ def test_project_golden():
     assert out.int().tolist() == [0, 1, 1, 0, 0]
 
 
+def test_project_refuses_nan():
+    spec = MultiOneHot([2, 3])
+    with pytest.raises(SpecError, match=r"MultiOneHot\.project: the value holds NaN \(1 of 5"):
+        spec.project(torch.tensor([0.3, 0.1, float("nan"), 2.0, 0.5]))
+
+
 def test_conversions():
     spec = MultiOneHot([2, 3])
     one_hot = torch.tensor([[False, True, False, False, True], [True, False, True, False, False]])

@@ -102,6 +102,13 @@ def test_project_with_mask():
     assert out.tolist() == [False, False, True]
 
 
+@pytest.mark.parametrize("mask", [None, torch.tensor([True, False, True])])
+def test_project_refuses_nan(mask):
+    spec = OneHot(3, mask=mask)
+    with pytest.raises(SpecError, match=r"OneHot\.project: the value holds NaN \(1 of 3"):
+        spec.project(torch.tensor([0.1, float("nan"), 0.2]))
+
+
 def test_conversions():
     spec = OneHot(3, shape=(2, 3))
     index = torch.tensor([2, 0])

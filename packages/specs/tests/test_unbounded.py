@@ -97,6 +97,14 @@ def test_project_casts_and_rounds():
     assert torch.equal(out, torch.tensor([1.0, 2.0]))
 
 
+def test_project_nan_is_kept_for_floats_refused_for_integers():
+    value = torch.tensor([float("nan"), 1.0])
+    # NaN is a float32 value (is_in accepts it): nothing to project
+    assert Unbounded(shape=(2,)).project(value).isnan().tolist() == [True, False]
+    with pytest.raises(SpecError, match=r"Unbounded\.project: the value holds NaN \(1 of 2"):
+        Unbounded(shape=(2,), dtype=torch.int64).project(value)
+
+
 def test_project_rejects_wrong_shape_and_non_tensors():
     spec = Unbounded(shape=(2,))
     with pytest.raises(SpecError, match=r"ending with \[2\], got \[3\]"):

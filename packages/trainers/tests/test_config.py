@@ -59,3 +59,51 @@ def test_none_values_and_make_logger(tmp_path: Path) -> None:
     assert make_logger("none", "e", tmp_path) is None
     with pytest.raises(ConfigError, match="unknown logger"):
         make_logger("wandb", "e", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("flag", "rule"),
+    [
+        ("--lr=-1", "> 0"),
+        ("--lr=0", "> 0"),
+        ("--lr=nan", "> 0"),
+        ("--weight_decay=-0.01", ">= 0"),
+        ("--clip_norm=0", "> 0"),
+        ("--batch_size=0", ">= 1"),
+        ("--buffer_size=-5", ">= 1"),
+        ("--frames_per_batch=0", ">= 1"),
+        ("--total_frames=-1", ">= 1"),
+        ("--init_random_frames=-1", ">= 0"),
+        ("--gamma=1.5", r"in \[0, 1\]"),
+        ("--gamma=-0.1", r"in \[0, 1\]"),
+        ("--tau=0", r"in \(0, 1\]"),
+        ("--alpha=-1", ">= 0"),
+        ("--num_envs=0", ">= 1"),
+        ("--frame_skip=0", ">= 1"),
+        ("--optim_steps_per_batch=-1", ">= 0"),
+        ("--eval_episodes=0", ">= 1"),
+    ],
+)
+def test_invalid_numbers_are_named_with_the_rule(flag: str, rule: str) -> None:
+    name, value = flag[2:].split("=")
+    with pytest.raises(
+        ConfigError,
+        match=rf"--{name}={value}.*\(on the command line\).*must be (finite and )?{rule}",
+    ):
+        parse_args(make_parser(*ALL), [flag])
+
+
+def test_invalid_number_in_a_config_file_names_the_file(tmp_path: Path) -> None:
+    config = write(tmp_path, "lr = -1\n")
+    with pytest.raises(ConfigError, match=r"--lr=-1(\.0)? \(from config file .*config\.txt\)"):
+        parse_args(make_parser(*ALL), [f"--config={config}"])
+    # the command line wins over the file, and its value is the one checked
+    assert parse_args(make_parser(*ALL), [f"--config={config}", "--lr=0.1"]).lr == 0.1
+
+
+def test_boundary_numbers_are_accepted() -> None:
+    args = parse_args(
+        make_parser(*ALL),
+        ["--gamma=0", "--weight_decay=0", "--init_random_frames=0", "--tau=1", "--gamma=1"],
+    )
+    assert (args.gamma, args.weight_decay, args.tau) == (1.0, 0.0, 1.0)

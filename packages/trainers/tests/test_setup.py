@@ -115,6 +115,13 @@ def test_make_optimizer_kinds() -> None:
         assert optimizer.param_groups[0]["lr"] == 0.25
 
 
+@pytest.mark.parametrize(("flag", "rule"), [("--lr=-1", "> 0"), ("--weight_decay=-1", ">= 0")])
+def test_make_optimizer_refuses_invalid_numbers(flag: str, rule: str) -> None:
+    # parse() skips parse_args's checks, as a hand-made Namespace would
+    with pytest.raises(ConfigError, match=rf"{flag}\.0 .*must be {rule}"):
+        make_optimizer(parse(flag), torch.nn.Linear(2, 1).parameters())
+
+
 def test_make_run_default_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     logger, run_dir = make_run(parse("--logger=csv", "--exp_name=x"), "ppo")

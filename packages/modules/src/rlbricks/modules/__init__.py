@@ -18,7 +18,7 @@ Example:
     (torch.Size([8, 2]), torch.Size([8, 2]))
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 # --- core: TensorDict modules, actors, exploration, LSTMModule ---
 from rlbricks.modules._actors import Actor

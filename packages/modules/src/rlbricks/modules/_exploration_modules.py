@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rlbricks.modules._checks import check_int
+from rlbricks.modules._checks import check_number
 from rlbricks.modules._common import TensorDictModuleBase
 from rlbricks.modules._common import read_key
 from rlbricks.modules._errors import ModuleError
@@ -66,21 +68,33 @@ class LinearAnnealing(TensorDictModuleBase):
     ``init + (end - init) * min(k / annealing_num_steps, 1)``.  The scale
     (buffer named ``scale_name``) and ``k`` (buffer ``steps``) are in the
     ``state_dict``.
+
+    ``init`` and ``end`` (the arguments ``<scale_name>_init`` and
+    ``<scale_name>_end`` of the subclass) must pass ``rule`` (see
+    ``_checks.check_number``; ``meaning`` explains them in the message);
+    ``annealing_num_steps`` must be a positive int (whole floats such as
+    ``1e6`` are accepted).
     """
 
     steps: Tensor
 
-    def __init__(self, scale_name: str, init: float, end: float, annealing_num_steps: int) -> None:
+    def __init__(
+        self,
+        scale_name: str,
+        init: float,
+        end: float,
+        annealing_num_steps: int,
+        rule: str = ">= 0",
+        meaning: str = "",
+    ) -> None:
         super().__init__()
-        if int(annealing_num_steps) <= 0:
-            raise ModuleError(
-                f"{type(self).__name__}: annealing_num_steps must be a positive int, got "
-                f"{annealing_num_steps!r}"
-            )
+        owner = type(self).__name__
         self._scale_name = scale_name
-        self._init = float(init)
-        self._end = float(end)
-        self.annealing_num_steps = int(annealing_num_steps)
+        self._init = check_number(owner, f"{scale_name}_init", init, rule, meaning)
+        self._end = check_number(owner, f"{scale_name}_end", end, rule, meaning)
+        self.annealing_num_steps = check_int(
+            owner, "annealing_num_steps", annealing_num_steps, whole_floats=True
+        )
         self.register_buffer(scale_name, torch.tensor(self._init))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
@@ -129,8 +143,9 @@ class EGreedyModule(LinearAnnealing):
     dropped when the action does not carry them.
 
     Raises:
-        ModuleError: a mask is asked for with a spec that is not ``OneHot`` or
-            ``Categorical``.
+        ModuleError: ``eps_init`` or ``eps_end`` outside ``[0, 1]``, a
+            non-positive ``annealing_num_steps``, or a mask asked for with a
+            spec that is not ``OneHot`` or ``Categorical``.
 
     Example:
         >>> import torch
@@ -158,7 +173,10 @@ class EGreedyModule(LinearAnnealing):
         action_key: NestedKey = "action",
         action_mask_key: NestedKey | None = None,
     ) -> None:
-        super().__init__("eps", eps_init, eps_end, annealing_num_steps)
+        super().__init__(
+            "eps", eps_init, eps_end, annealing_num_steps, "in [0, 1]",
+            "the probability of a random action",
+        )  # fmt: skip
         self.eps_init = float(eps_init)
         self.eps_end = float(eps_end)
         self.action_key = unravel_key(action_key)
@@ -249,6 +267,11 @@ class AdditiveGaussianModule(LinearAnnealing):
         std: the standard deviation of the unscaled noise.
         action_key: the action entry.
 
+    Raises:
+        ModuleError: a negative or non-finite ``sigma_init``, ``sigma_end``
+            or ``std``, a non-finite ``mean``, or a non-positive
+            ``annealing_num_steps``.
+
     Example:
         >>> import torch
         >>> from rlbricks.modules import AdditiveGaussianModule
@@ -272,11 +295,14 @@ class AdditiveGaussianModule(LinearAnnealing):
         std: float = 1.0,
         action_key: NestedKey = "action",
     ) -> None:
-        super().__init__("sigma", sigma_init, sigma_end, annealing_num_steps)
+        super().__init__(
+            "sigma", sigma_init, sigma_end, annealing_num_steps, ">= 0", "the noise scale"
+        )
         self.sigma_init = float(sigma_init)
         self.sigma_end = float(sigma_end)
-        self.mean = float(mean)
-        self.std = float(std)
+        owner = "AdditiveGaussianModule"
+        self.mean = check_number(owner, "mean", mean, "finite", "the mean of the unscaled noise")
+        self.std = check_number(owner, "std", std, ">= 0", "the std of the unscaled noise")
         self.action_key = unravel_key(action_key)
         self.spec = leaf_spec(spec, self.action_key, "AdditiveGaussianModule")
         self.in_keys = [self.action_key]

@@ -7,6 +7,7 @@ They take and return tensors (no TensorDict); wrap them in a
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -16,6 +17,9 @@ import torch
 from torch import Tensor
 from torch import nn
 
+from rlbricks.modules._checks import check_int
+from rlbricks.modules._checks import check_number
+from rlbricks.modules._checks import is_int
 from rlbricks.modules._errors import ModuleError
 from rlbricks.modules._noisy import LazyNoisyLinear
 from rlbricks.modules._noisy import NoisyLinear
@@ -28,23 +32,50 @@ IntOrPair = int | tuple[int, int]
 
 def _out_shape(out_features: Any, who: str) -> tuple[int, ...]:
     """``out_features`` (an int or a sequence of ints) as a tuple of positive ints."""
-    shape = (out_features,) if isinstance(out_features, int) else tuple(out_features)
-    if not shape or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape):
+    items: list[Any] | None
+    items = [out_features] if isinstance(out_features, numbers.Number) else _int_list(out_features)
+    if not items or not all(is_int(n) for n in items):
         raise ModuleError(
             f"{who}: out_features must be a positive int or ints, got {out_features!r}"
         )
-    return shape
+    return tuple(int(n) for n in items)
+
+
+def _in_features(in_features: Any, who: str) -> int | None:
+    """``in_features``, checked to be a positive int or ``None`` (lazy)."""
+    if in_features is not None and not is_int(in_features):
+        raise ModuleError(
+            f"{who}: in_features must be a positive int or None (lazy), got {in_features!r}"
+        )
+    return None if in_features is None else int(in_features)
 
 
 def _hidden_sizes(num_cells: int | Sequence[int], depth: int | None) -> list[int]:
-    if isinstance(num_cells, int):
-        return [num_cells] * (2 if depth is None else depth)
-    cells = list(num_cells)
+    if depth is not None:
+        depth = check_int("MLP", "depth", depth, minimum=0)
+    if is_int(num_cells):
+        return [int(num_cells)] * (2 if depth is None else depth)  # type: ignore[arg-type]
+    cells = _int_list(num_cells)
+    if cells is None or not all(is_int(n) for n in cells):
+        raise ModuleError(
+            "MLP: num_cells must be a positive int or a sequence of them (the sizes of the "
+            f"hidden layers; () for none), got {num_cells!r}"
+        )
     if depth is not None and depth != len(cells):
         raise ModuleError(
             f"MLP: depth={depth} but num_cells lists {len(cells)} layers {cells}; pass one of them"
         )
-    return cells
+    return [int(n) for n in cells]
+
+
+def _int_list(value: Any) -> list[Any] | None:
+    """``value`` as a list when it is an iterable other than a string or a number, else None."""
+    if isinstance(value, (str, bytes, numbers.Number)):
+        return None
+    try:
+        return list(value)
+    except TypeError:
+        return None
 
 
 def _linear(
@@ -95,9 +126,11 @@ class MLP(nn.Sequential):
         device: device of the parameters.
 
     Raises:
-        ModuleError: missing or invalid ``out_features``, ``depth`` and
-            ``num_cells`` that disagree, or ``in_features=None`` with a layer
-            class that has no lazy version.
+        ModuleError: missing or invalid ``out_features``, ``in_features``
+            that is neither a positive int nor ``None``, ``num_cells`` that
+            are not positive ints, a negative ``depth`` or one that disagrees
+            with ``num_cells``, ``dropout`` outside ``[0, 1)``, or
+            ``in_features=None`` with a layer class that has no lazy version.
 
     Example:
         >>> import torch
@@ -130,9 +163,12 @@ class MLP(nn.Sequential):
         if out_features is None:
             raise ModuleError("MLP: out_features is required (the size of the output)")
         self.out_shape = _out_shape(out_features, "MLP")
-        self.in_features = in_features
+        self.in_features = in_features = _in_features(in_features, "MLP")
         self.out_features = math.prod(self.out_shape)
         sizes = [*_hidden_sizes(num_cells, depth), self.out_features]
+        if dropout is not None:
+            check_number("MLP", "dropout", dropout, "in [0, 1)",
+                         "the probability of zeroing a unit; None for no dropout")  # fmt: skip
         layers: list[nn.Module] = []
         size_in = in_features
         for i, size in enumerate(sizes):
@@ -163,17 +199,33 @@ class MLP(nn.Sequential):
         return out
 
 
-def _per_layer(value: Any, n: int, name: str) -> list[Any]:
-    """A per-layer list from an int (repeated) or a sequence of ``n`` entries (ints or pairs)."""
-    if isinstance(value, int):
-        return [value] * n
-    values = list(value)
-    if len(values) != n:
+def _per_layer(value: Any, n: int, name: str, minimum: int = 1) -> list[Any]:
+    """A per-layer list from an int (repeated) or a sequence of ``n`` entries (ints or pairs),
+    each checked to be an int ``>= minimum`` or a pair of them."""
+    if isinstance(value, numbers.Number):
+        values = [value] * n
+    else:
+        listed = _int_list(value)
+        values = [value] if listed is None else listed
+        if listed is not None and len(values) != n:
+            raise ModuleError(
+                f"ConvNet: {name} has {len(values)} entries but num_cells has {n} layers; "
+                "give one entry per layer or a single int"
+            )
+    if not all(_size_or_pair(v, minimum) for v in values):
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
         raise ModuleError(
-            f"ConvNet: {name} has {len(values)} entries but num_cells has {n} layers; "
-            "give one entry per layer or a single int"
+            f"ConvNet: {name} must be {what} or one entry per layer ({what} or a "
+            f"(height, width) pair of them), got {value!r}"
         )
     return values
+
+
+def _size_or_pair(value: Any, minimum: int) -> bool:
+    if is_int(value, minimum):
+        return True
+    pair = None if isinstance(value, numbers.Number) else _int_list(value)
+    return pair is not None and len(pair) == 2 and all(is_int(v, minimum) for v in pair)
 
 
 def _flatten_chw(x: Tensor) -> Tensor:
@@ -210,7 +262,10 @@ class ConvNet(nn.Module):
         device: device of the parameters.
 
     Raises:
-        ModuleError: a per-layer argument whose length differs from ``num_cells``.
+        ModuleError: ``num_cells`` that are not positive ints, ``in_features``
+            that is neither a positive int nor ``None``, kernel sizes or
+            strides that are not positive (paddings: negative), or a
+            per-layer argument whose length differs from ``num_cells``.
 
     Example:
         >>> import torch
@@ -236,14 +291,20 @@ class ConvNet(nn.Module):
         device: Device = None,
     ) -> None:
         super().__init__()
-        cells = list(num_cells)
-        if not cells:
+        cells = _int_list(num_cells)
+        if cells is not None and not cells:
             raise ModuleError("ConvNet: num_cells must list at least one conv layer")
+        if cells is None or not all(is_int(c) for c in cells):
+            raise ModuleError(
+                f"ConvNet: num_cells must be positive ints, got {num_cells!r} (the output "
+                "channels of each conv, e.g. (32, 64, 64))"
+            )
+        cells = [int(c) for c in cells]
         kernels = _per_layer(kernel_sizes, len(cells), "kernel_sizes")
         strides_ = _per_layer(strides, len(cells), "strides")
-        pads = _per_layer(paddings, len(cells), "paddings")
+        pads = _per_layer(paddings, len(cells), "paddings", minimum=0)
         layers: list[nn.Module] = []
-        channels_in = in_features
+        channels_in = _in_features(in_features, "ConvNet")
         for i, channels in enumerate(cells):
             conv: nn.Module
             if channels_in is None:

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rlbricks.modules._checks import check_int
+from rlbricks.modules._checks import check_number
 from rlbricks.modules._common import read_key
 from rlbricks.modules._errors import ModuleError
 from rlbricks.modules._exploration_modules import LinearAnnealing
@@ -62,7 +64,10 @@ class OrnsteinUhlenbeckProcessModule(LinearAnnealing):
         action_key: the action entry.
 
     Raises:
-        ModuleError: ``n_steps_annealing`` is not positive.
+        ModuleError: a negative ``theta``, ``sigma``, ``sigma_min``,
+            ``eps_init`` or ``eps_end``, ``sigma_min > sigma``, ``dt <= 0``,
+            a non-finite number (``mu``, ``x0``...), or a non-positive
+            ``n_steps_annealing`` or ``annealing_num_steps``.
 
     Example:
         >>> import torch
@@ -97,21 +102,35 @@ class OrnsteinUhlenbeckProcessModule(LinearAnnealing):
         annealing_num_steps: int = 1000,
         action_key: NestedKey = "action",
     ) -> None:
-        super().__init__("eps", eps_init, eps_end, annealing_num_steps)
-        if int(n_steps_annealing) <= 0:
-            raise ModuleError(
-                f"OrnsteinUhlenbeckProcessModule: n_steps_annealing must be a positive int, got "
-                f"{n_steps_annealing!r}"
+        super().__init__(
+            "eps", eps_init, eps_end, annealing_num_steps, ">= 0", "the factor of the noise"
+        )
+        owner = "OrnsteinUhlenbeckProcessModule"
+        self.theta = check_number(owner, "theta", theta, ">= 0", "the mean-reversion rate")
+        self.sigma = check_number(owner, "sigma", sigma, ">= 0", "the noise scale")
+        self.dt = check_number(owner, "dt", dt, "> 0", "the time step of the process")
+        self.mu = check_number(owner, "mu", mu, "finite", "the mean the noise reverts to")
+        self.sigma_min = None
+        if sigma_min is not None:
+            self.sigma_min = check_number(
+                owner, "sigma_min", sigma_min, ">= 0", "the final noise scale of an episode"
             )
-        self.theta = float(theta)
-        self.sigma = float(sigma)
-        self.dt = float(dt)
-        self.mu = float(mu)
-        self.sigma_min = None if sigma_min is None else float(sigma_min)
-        self.n_steps_annealing = int(n_steps_annealing)
+            if self.sigma_min > self.sigma:
+                raise ModuleError(
+                    f"{owner}: sigma_min={sigma_min!r} must be <= sigma={sigma!r}: the noise "
+                    "scale decreases from sigma to sigma_min over each episode; swap them, or "
+                    "pass sigma_min=None for a constant scale"
+                )
+        self.n_steps_annealing = check_int(
+            owner, "n_steps_annealing", n_steps_annealing, whole_floats=True
+        )
         self.eps_init = float(eps_init)
         self.eps_end = float(eps_end)
         x0_tensor = torch.as_tensor(0.0 if x0 is None else x0, dtype=torch.float32)
+        if not bool(x0_tensor.isfinite().all()):
+            raise ModuleError(
+                f"{owner}: x0 must hold finite numbers (the initial noise), got {x0!r}"
+            )
         self.register_buffer("x0", x0_tensor, persistent=False)  # configuration, not state
         self.action_key = unravel_key(action_key)
         self.is_init_key = unravel_key(is_init_key)

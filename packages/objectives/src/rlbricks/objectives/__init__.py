@@ -24,7 +24,7 @@ Example:
     (torch.Size([]), True)
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 # --- value estimators ---
 from rlbricks.objectives.value import GAE

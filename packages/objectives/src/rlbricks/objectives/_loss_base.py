@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from torch import nn
 
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
+from rlbricks.tensordict import is_tensordict
 from rlbricks.tensordict import unravel_key
 
 __all__ = ["LossError", "LossKeyError", "LossKeys", "LossModule"]
@@ -172,6 +174,19 @@ class LossModule(nn.Module):
       available ones) and average per-sample losses with
       :meth:`_reduce` (which applies importance weights).
 
+    **Non-finite losses from non-finite data.** After each call, every
+    returned ``"loss_*"`` entry is tested with ``math.isfinite`` (a few
+    microseconds per entry; on CUDA it waits for the loss to be computed).  When one is NaN or
+    infinite, the input entries named ``"reward"``, ``"done"``,
+    ``"terminated"`` and ``"truncated"`` (those the loss has) are inspected,
+    and if one of them holds NaN or an infinity a :class:`LossError` names
+    the loss entry, the input key and the offending entries: the data is
+    broken (e.g. an env that returned a NaN reward), not the optimisation.  A
+    non-finite loss from finite inputs (a diverged network, too high a
+    learning rate) is returned as it is.  Set ``loss.check_nonfinite_inputs
+    = False`` to skip the test entirely.  The test is a forward hook of the
+    base class, so subclasses get it without calling anything.
+
     Example:
         >>> import torch
         >>> from torch import nn
@@ -205,8 +220,13 @@ class LossModule(nn.Module):
     default_value_type: ClassVar[Any] = None
     """The value estimator made when the user makes none (``None``: the loss uses none)."""
 
+    check_nonfinite_inputs: bool = True
+    """Whether a non-finite ``"loss_*"`` output makes the loss look for non-finite
+    rewards and done flags in its input, and raise naming them (see above)."""
+
     def __init__(self) -> None:
         super().__init__()
+        self.register_forward_hook(_check_nonfinite_losses, with_kwargs=True)
         self._tensor_keys = LossKeys(self.default_keys)
         self._delayed: list[str] = []
         self.__dict__["_value_estimator_obj"] = None
@@ -476,6 +496,61 @@ class LossModule(nn.Module):
         """Write ``td_error`` (detached, ``[*batch]``) into the input under the ``"td_error"`` key."""
         if "td_error" in self._tensor_keys:
             tensordict.set(self._tensor_keys["td_error"], td_error.detach())
+
+    def _nonfinite_input_error(self, name: str, loss: Tensor, tensordict: Any) -> LossError | None:
+        """The error explaining the non-finite ``loss`` entry ``name`` by the input's
+        rewards and done flags, or ``None`` when those are finite."""
+        found = []
+        for key_name in _CHECKED_INPUTS:
+            if key_name not in self._tensor_keys:
+                continue
+            key = self._tensor_keys[key_name]
+            value = tensordict.get(key, None)
+            if not isinstance(value, Tensor) or not value.is_floating_point():
+                continue
+            bad = ~value.isfinite()
+            if bool(bad.any()):
+                idx = tuple(bad.nonzero()[0].tolist())
+                found.append(
+                    f"{key!r} ({int(bad.sum())} of {value.numel()} entries, first at index "
+                    f"{idx}: {value[idx].item()})"
+                )
+        if not found:
+            return None
+        what = str(loss.item()) if loss.numel() == 1 else "not finite"
+        return LossError(
+            f"{type(self).__name__}: {name} is {what} because the input holds non-finite "
+            f"values under {'; '.join(found)}; fix the data upstream (e.g. the env's reward or a "
+            "transform) or drop those rows before the loss"
+        )
+
+
+_CHECKED_INPUTS = ("reward", "done", "terminated", "truncated")
+
+
+def _check_nonfinite_losses(
+    module: LossModule, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+) -> None:
+    """Forward hook of every loss: raise when a non-finite ``loss_*`` comes from a
+    non-finite reward or done flag of the input (see :class:`LossModule`)."""
+    if not module.check_nonfinite_inputs or not is_tensordict(output):
+        return
+    for name, value in output.items():
+        if not (isinstance(name, str) and name.startswith("loss_") and isinstance(value, Tensor)):
+            continue
+        value = value.detach()
+        # a scalar (the usual loss) is tested in Python: isfinite() would cost a kernel call
+        if value.numel() == 1:
+            finite = math.isfinite(value.item())
+        else:
+            finite = bool(value.isfinite().all())
+        if not finite:
+            tensordict = args[0] if args else kwargs.get("tensordict")
+            if is_tensordict(tensordict):
+                error = module._nonfinite_input_error(name, value, tensordict)
+                if error is not None:
+                    raise error
+            return
 
 
 def reset_copy(network: nn.Module) -> nn.Module:

@@ -18,7 +18,9 @@ from rlbricks.replay._atomic_folder import recover_folder
 from rlbricks.replay._atomic_folder import write_folder_atomically
 from rlbricks.replay._buffers import ReplayBuffer
 from rlbricks.replay._errors import EmptyBufferError
+from rlbricks.replay._errors import ReplayArgumentError
 from rlbricks.replay._errors import ReplayError
+from rlbricks.replay._errors import ReplayTypeError
 from rlbricks.replay._errors import StructureError
 from rlbricks.replay._interfaces import Sampler
 from rlbricks.replay._interfaces import Storage
@@ -78,4 +80,6 @@ __all__ = [
     "ReplayError",
     "EmptyBufferError",
     "StructureError",
+    "ReplayArgumentError",
+    "ReplayTypeError",
 ]

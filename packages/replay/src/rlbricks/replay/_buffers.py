@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import os
 import threading
 from collections import deque
@@ -25,7 +26,9 @@ from rlbricks.replay._atomic_folder import write_folder_atomically
 from rlbricks.replay._data import as_batch
 from rlbricks.replay._data import as_row
 from rlbricks.replay._data import default_collate
+from rlbricks.replay._errors import ReplayArgumentError
 from rlbricks.replay._errors import ReplayError
+from rlbricks.replay._errors import ReplayTypeError
 from rlbricks.replay._interfaces import Sampler
 from rlbricks.replay._interfaces import Storage
 from rlbricks.replay._interfaces import Writer
@@ -45,6 +48,25 @@ _DUMP_VERSION = 1
 
 def _identity(data: Any) -> Any:
     return data
+
+
+def _batch_size(value: Any, where: str) -> int:
+    """``value`` as an int, checked to be a positive integer (bools and floats refused)."""
+    try:
+        size = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        size = None
+    if size is None:
+        raise ReplayTypeError(
+            f"{where}: batch_size must be a positive int, got {value!r} of type "
+            f"{type(value).__name__}; pass the number of rows of a batch, e.g. batch_size=256"
+        )
+    if size <= 0:
+        raise ReplayArgumentError(
+            f"{where}: batch_size must be a positive int, got {value!r}; pass the number of "
+            "rows of a batch, e.g. batch_size=256"
+        )
+    return size
 
 
 def _is_dump(path: Path) -> bool:
@@ -112,7 +134,7 @@ class ReplayBuffer:
             or shared buffers.
         sampler: default ``RandomSampler()``.
         writer: default ``RoundRobinWriter()``.
-        batch_size: default batch size of ``sample()``.
+        batch_size: default batch size of ``sample()`` (a positive int).
         collate_fn: turns the rows read from the storage into a batch (default:
             stack for ``ListStorage``, nothing for tensor storages).
         transform: a callable (or list) applied to every sampled batch.
@@ -144,8 +166,8 @@ class ReplayBuffer:
         self._sampler = sampler if sampler is not None else RandomSampler()
         self._writer = writer if writer is not None else RoundRobinWriter()
         self._writer.register_storage(self._storage)
-        if batch_size is not None and batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if batch_size is not None:
+            batch_size = _batch_size(batch_size, f"{type(self).__name__}()")
         self._batch_size = batch_size
         if collate_fn is None:
             collate_fn = default_collate if isinstance(self._storage, ListStorage) else _identity
@@ -157,7 +179,10 @@ class ReplayBuffer:
         else:
             self._transforms = [transform]
         if prefetch is not None and prefetch < 0:
-            raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+            raise ReplayArgumentError(
+                f"{type(self).__name__}(): prefetch must be >= 0 (batches sampled ahead), got "
+                f"{prefetch!r}"
+            )
         self._prefetch = prefetch or 0
         self._lock = threading.RLock()
         # subclasses that write into samples override _postprocess
@@ -234,17 +259,22 @@ class ReplayBuffer:
 
         Raises:
             EmptyBufferError: nothing was written yet.
+            ReplayArgumentError: ``batch_size`` is not positive, or neither it
+                nor the buffer's ``batch_size`` is given.
+            ReplayTypeError: ``batch_size`` is not an integer (e.g. ``2.5``).
         """
         if batch_size is None:
             batch_size = self._batch_size
             if batch_size is None:
-                raise ValueError(
+                raise ReplayArgumentError(
                     "no batch size: pass sample(batch_size=...) or build the buffer with "
                     "ReplayBuffer(batch_size=...)"
                 )
             if self._prefetch:
                 data, info = self._from_queue(batch_size)
                 return (data, info) if return_info else data
+        elif type(batch_size) is not int or batch_size <= 0:
+            batch_size = _batch_size(batch_size, f"{type(self).__name__}.sample")
         data, info = self._sample(batch_size)
         return (data, info) if return_info else data
 
@@ -288,7 +318,7 @@ class ReplayBuffer:
         """Batches of ``batch_size`` until the sampler runs out (one epoch for
         ``SamplerWithoutReplacement``; samplers that never run out iterate forever)."""
         if self._batch_size is None:
-            raise ValueError("iterating needs a batch size: ReplayBuffer(batch_size=...)")
+            raise ReplayArgumentError("iterating needs a batch size: ReplayBuffer(batch_size=...)")
         while True:
             data, _ = self._sample(self._batch_size)
             yield data

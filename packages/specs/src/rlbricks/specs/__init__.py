@@ -30,7 +30,7 @@ from rlbricks.specs._multi_one_hot import MultiOneHot
 from rlbricks.specs._one_hot import OneHot
 from rlbricks.specs._unbounded import Unbounded
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 __all__ = [
     # base

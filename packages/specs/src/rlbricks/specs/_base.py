@@ -149,6 +149,14 @@ class TensorSpec(abc.ABC, Generic[V]):
     def project(self, value: V) -> V:
         """Map a value of the right shape into the space (clamp, round, argmax...).
 
+        NaN has no nearest point in a space, so it is refused (except by a
+        floating :class:`~rlbricks.specs.Unbounded`, whose space holds NaN):
+        a NaN action is a bug upstream (a diverged policy), not noise to clamp.
+
+        Raises:
+            SpecError: the shape does not end with ``spec.shape``, or a
+                floating ``value`` holds NaN the space cannot hold.
+
         Example:
             >>> import torch
             >>> from rlbricks.specs import OneHot

@@ -258,6 +258,12 @@ class Bounded(LeafSpec):
     def project(self, value: torch.Tensor) -> torch.Tensor:
         """``value`` clamped to ``[low, high]`` (and rounded first for an integer dtype).
 
+        Infinities are clamped to the bounds; NaN is refused (it has no
+        nearest point in the box).
+
+        Raises:
+            SpecError: ``value`` holds NaN (e.g. the policy produced NaN actions).
+
         Example:
             >>> import torch
             >>> from rlbricks.specs import Bounded

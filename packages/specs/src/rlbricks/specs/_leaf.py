@@ -32,7 +32,11 @@ class LeafSpec(TensorSpec[torch.Tensor]):
     Subclasses implement ``rand``, ``project``, ``_values_in`` (domain check of
     a tensor already known to have the right shape, dtype and device),
     ``_value_problem`` (the same check, as a message) and ``_rebuild``.
+    ``project`` starts with ``_project_input``, which refuses NaN unless the
+    spec's domain holds it (``_admits_nan``, only floating ``Unbounded``).
     """
+
+    _admits_nan = False
 
     def __init__(self, shape: ShapeLike, device: DeviceLike, dtype: torch.dtype) -> None:
         if not isinstance(dtype, torch.dtype):
@@ -222,7 +226,8 @@ class LeafSpec(TensorSpec[torch.Tensor]):
         )
 
     def _project_input(self, value: Any) -> torch.Tensor:
-        """Check ``project``'s argument is a tensor ending with ``spec.shape``; move it."""
+        """Check ``project``'s argument is a tensor ending with ``spec.shape``, NaN-free
+        unless the spec holds NaN; move it to the spec's device."""
         if not isinstance(value, torch.Tensor):
             raise TypeError(
                 f"{type(self).__name__}.project expects a torch.Tensor, got "
@@ -233,9 +238,23 @@ class LeafSpec(TensorSpec[torch.Tensor]):
                 f"{type(self).__name__}.project: expected a shape ending with "
                 f"{fmt_shape(self._shape)}, got {fmt_shape(value.shape)}"
             )
+        if value.is_floating_point() and not self._admits_nan and bool(value.isnan().any()):
+            raise self._nan_error(value)
         if value.device != self._device:
             value = value.to(self._device)
         return value
+
+    def _nan_error(self, value: torch.Tensor) -> SpecError:
+        """The error of ``project`` given a ``value`` that holds NaN."""
+        nan = value.isnan()
+        idx = tuple(nan.nonzero()[0].tolist())
+        return SpecError(
+            f"{type(self).__name__}.project: the value holds NaN ({int(nan.sum())} of "
+            f"{value.numel()} entries, first at index {idx}) and NaN has no nearest point in "
+            f"{self!r}, so it cannot be projected; if the value is an action, the policy "
+            "produced NaN actions: look for NaN in its inputs and in its parameters (a "
+            "diverged loss, too high a learning rate)"
+        )
 
     # ------------------------------------------------------------------ #
     # new specs

@@ -44,6 +44,8 @@ class Unbounded(LeafSpec):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__(shape, device, dtype)
+        # NaN is a value of a floating dtype: project keeps it (is_in accepts it too)
+        self._admits_nan = dtype.is_floating_point or dtype.is_complex
         if is_int(dtype):
             info = torch.iinfo(dtype)
             self._int_range: tuple[int, int] = (info.min, info.max)
@@ -77,6 +79,12 @@ class Unbounded(LeafSpec):
 
     def project(self, value: torch.Tensor) -> torch.Tensor:
         """``value`` cast to the spec's dtype and device (floats are rounded for integer specs).
+
+        NaN is kept for a floating spec (it is one of its values); an integer
+        or bool spec refuses it.
+
+        Raises:
+            SpecError: ``value`` holds NaN and the spec's dtype is not floating.
 
         Example:
             >>> import torch

@@ -13,7 +13,10 @@ is an error that names the key and the file.
 from __future__ import annotations
 
 import difflib
+import math
+import numbers
 import os
+import sys
 from argparse import ArgumentParser
 from argparse import Namespace
 from collections.abc import Callable
@@ -213,6 +216,106 @@ def add_trainer_args(parser: Parser) -> Parser:
     return parser
 
 
+_RULES: dict[str, Callable[[float], bool]] = {
+    "> 0": lambda v: v > 0,
+    ">= 0": lambda v: v >= 0,
+    ">= 1": lambda v: v >= 1,
+    "in [0, 1]": lambda v: 0 <= v <= 1,
+    "in (0, 1]": lambda v: 0 < v <= 1,
+}
+
+# The checks parse_args runs on the numbers of the standard groups: option name ->
+# (rule, what the option is). None values ("none" in a config file) are not
+# checked; NaN and infinities never pass.
+_NUMBER_RULES: dict[str, tuple[str, str]] = {
+    # env
+    "num_envs": (">= 1", "sub-envs of the vector env"),
+    "env_workers": (">= 1", "ParallelEnv processes"),
+    "frame_skip": (">= 1", "times each action is repeated"),
+    "max_frames_per_traj": (">= 1", "the longest episode, in steps; none for no limit"),
+    "image_size": (">= 1", "the side of the resized frames, in pixels"),
+    "frame_stack": (">= 1", "frames stacked per observation"),
+    "noop_max": (">= 0", "random no-ops after each reset; 0 for none"),
+    # collector
+    "frames_per_batch": (">= 1", "frames of each collected batch"),
+    "total_frames": (">= 1", "frames collected in the whole run"),
+    "init_random_frames": (">= 0", "frames of random actions first; 0 for none"),
+    # replay
+    "buffer_size": (">= 1", "rows the replay buffer holds"),
+    "batch_size": (">= 1", "rows per optimiser step"),
+    "alpha": (">= 0", "the priority exponent; 0 is uniform sampling"),
+    "beta": (">= 0", "the importance-weight exponent"),
+    # loss
+    "gamma": ("in [0, 1]", "the discount, e.g. 0.99"),
+    "tau": ("in (0, 1]", "the soft target update step, e.g. 0.005"),
+    "hard_update_interval": (
+        ">= 1",
+        "optimiser steps between target copies; none for soft updates",
+    ),
+    # optim
+    "lr": ("> 0", "the optimiser's step size, e.g. 3e-4"),
+    "weight_decay": (">= 0", "the L2 penalty; 0 for none"),
+    "clip_norm": ("> 0", "the gradient clipping threshold; none for no clipping"),
+    # logger
+    "log_interval": (">= 0", "frames between log writes"),
+    "record_interval": (">= 1", "batches between evaluations"),
+    "record_frames": (">= 1", "the longest evaluation episode, in steps"),
+    "eval_episodes": (">= 1", "episodes of the final evaluation"),
+    "eval_envs": (">= 1", "sub-envs of the evaluation env"),
+    # trainer
+    "optim_steps_per_batch": (">= 0", "optimiser steps per collected batch"),
+    "save_trainer_interval": (">= 0", "frames between checkpoints"),
+}
+
+
+def _check_number(name: str, value: Any, where: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``value`` passes the rule of ``--name`` in
+    ``_NUMBER_RULES`` (a name without a rule, or ``None``, always passes).
+
+    ``where`` (e.g. ``"on the command line"``) tells in the message where the
+    value was set.
+    """
+    rule = _NUMBER_RULES.get(name)
+    if rule is None or value is None:
+        return
+    test, meaning = rule
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if real and math.isfinite(value) and _RULES[test](value):
+        return
+    source = f" ({where})" if where else ""
+    if not real:
+        what, got = f"a number {test}", f", got a {type(value).__name__}"
+    else:
+        what, got = (test if math.isfinite(value) else f"finite and {test}"), ""
+    raise ConfigError(
+        f"--{name}={value}{source} is invalid: {name} must be {what} ({meaning}){got}"
+    )
+
+
+def _given_on_command_line(name: str, argv: Sequence[str]) -> bool:
+    flag = f"--{name}"
+    return any(token == flag or token.startswith(f"{flag}=") for token in argv)
+
+
+def _check_numbers(
+    parser: Parser, args: Namespace, argv: Sequence[str], path: str | None, items: Any
+) -> None:
+    """:func:`_check_number` on every option of ``args`` with a rule, naming where it was set."""
+    for name in _NUMBER_RULES:
+        if not hasattr(args, name):
+            continue
+        value = getattr(args, name)
+        if _given_on_command_line(name, argv):
+            where = "on the command line"
+        elif path is not None and name in items:
+            where = f"from config file {path}"
+        elif value == parser.get_default(name):
+            where = "the parser's default"
+        else:
+            where = "on the command line"
+        _check_number(name, value, where)
+
+
 _GROUPS: dict[str, Callable[[Parser], Parser]] = {
     "env": add_env_args,
     "collector": add_collector_args,
@@ -261,11 +364,21 @@ def _known_keys(parser: Parser) -> set[str]:
 
 
 def parse_args(parser: Parser, args: Sequence[str] | None = None) -> Namespace:
-    """Parse ``args`` (default: ``sys.argv``) and the ``--config`` file, rejecting unknown keys.
+    """Parse ``args`` (default: ``sys.argv``) and the ``--config`` file, rejecting unknown keys
+    and invalid numbers.
+
+    The numbers of the standard groups are checked once the command line has
+    overridden the file: sizes, counts and frames must be positive (``>= 0``
+    where 0 means "none", e.g. ``--init_random_frames``), ``--lr`` and
+    ``--clip_norm`` > 0, ``--weight_decay``, ``--alpha`` and ``--beta`` >= 0,
+    ``--gamma`` in [0, 1] and ``--tau`` in (0, 1]; NaN and infinities never
+    pass. (``parser.parse_args`` alone checks neither keys nor numbers.)
 
     Raises:
         ConfigError: the config file is missing or holds a key no option knows
-            (the message names the key, the file and the closest option).
+            (the message names the key, the file and the closest option), or
+            a number breaks its rule (the message names the option, the
+            value, where it was set and the rule).
 
     Example:
         >>> import tempfile
@@ -276,12 +389,18 @@ def parse_args(parser: Parser, args: Sequence[str] | None = None) -> Namespace:
         Traceback (most recent call last):
         ...
         rlbricks.trainers._errors.ConfigError: unknown key 'learning_rate' in config file ...
+        >>> parse_args(make_parser("optim"), ["--lr=-1"])
+        Traceback (most recent call last):
+        ...
+        rlbricks.trainers._errors.ConfigError: --lr=-1.0 (on the command line) is invalid: lr must be > 0 (the optimiser's step size, e.g. 3e-4)
     """
+    argv = list(sys.argv[1:] if args is None else args)
     pre = configargparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
-    known, _ = pre.parse_known_args(args)
-    if known.config is not None:
-        path = known.config
+    known, _ = pre.parse_known_args(argv)
+    path: str | None = known.config
+    items: Any = {}
+    if path is not None:
         if not os.path.isfile(path):
             raise ConfigError(f"config file {path} does not exist; check the --config path")
         with open(path) as stream:
@@ -295,7 +414,9 @@ def parse_args(parser: Parser, args: Sequence[str] | None = None) -> Namespace:
                     f"unknown key {key!r} in config file {path}{hint}; the keys are the long "
                     "options of the parser without '--' (see --help)"
                 )
-    return parser.parse_args(args)
+    parsed = parser.parse_args(argv)
+    _check_numbers(parser, parsed, argv, path, items)
+    return parsed
 
 
 def make_logger(

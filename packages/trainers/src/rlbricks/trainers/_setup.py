@@ -25,6 +25,7 @@ import torch
 
 from rlbricks.envs import EnvBase
 from rlbricks.envs import ParallelEnv
+from rlbricks.trainers._config import _check_number
 from rlbricks.trainers._config import make_logger
 from rlbricks.trainers._errors import ConfigError
 from rlbricks.trainers._loggers import Logger
@@ -237,7 +238,9 @@ def make_optimizer(args: Namespace, parameters: Iterable[Any]) -> torch.optim.Op
     """The optimiser of the ``optim`` group: ``--optimizer``, ``--lr``, ``--weight_decay``.
 
     Raises:
-        ConfigError: an unknown optimiser.
+        ConfigError: an unknown optimiser, ``lr <= 0`` or ``weight_decay < 0``
+            (checked here too, for arguments that did not go through
+            :func:`~rlbricks.trainers.parse_args`).
 
     Example:
         >>> import torch
@@ -252,6 +255,8 @@ def make_optimizer(args: Namespace, parameters: Iterable[Any]) -> torch.optim.Op
         raise ConfigError(
             f"unknown --optimizer {args.optimizer!r}; use one of {', '.join(_OPTIMIZERS)}"
         ) from None
+    _check_number("lr", args.lr)
+    _check_number("weight_decay", args.weight_decay)
     return kind(parameters, lr=args.lr, weight_decay=args.weight_decay)
 
 
