@@ -201,12 +201,12 @@ def run_jobs(jobs: list[Job], capacity: int, on_done: Any) -> list[str]:
                 errors.append(str(err))
                 print(f"FAILED: {err}", flush=True)
                 continue
+            on_done(job, result)  # recorded before it is reported
             print(
                 f"done {job.run.name} seed {job.seed} threads {job.threads}: "
                 f"{result['eval_return']:.1f} in {result['process_wall_s']:.0f} s",
                 flush=True,
             )
-            on_done(job, result)
     return errors
 
 
