@@ -360,7 +360,7 @@ def top_row(run: Run, result: dict[str, Any]) -> str | None:
     main = settings.get("1") or next(iter(settings.values()))
     s = main["summary"]
     other = settings.get("2")
-    two = "—"
+    two = "not run"
     if other is not None and other is not main:
         o = other["summary"]
         two = f"{stats.fmt_score(o)} ({o['min']:.1f}), {o['n']} seeds"
