@@ -407,3 +407,50 @@ def fmt(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(fmt(v) for v in value) + "]"
     return str(value)
+
+
+#: options every compared example leaves to rlbricks alone: logging, evaluation
+#: schedule, run folder, threads and seed (set by the benchmark for both libraries)
+OURS_ONLY = frozenset(
+    {
+        "config",
+        "seed",  # set by the benchmark, the same for both
+        "threads",  # set to 1 by the benchmark
+        "logger",
+        "exp_name",
+        "logdir",
+        "log_interval",
+        "record_interval",
+        "record_frames",  # checked: it must not cut an evaluation episode
+        "eval_envs",
+        "no_progress_bar",
+        "save_trainer_interval",  # only with save_trainer_file
+        "image_size",  # only with pixels
+        "frame_stack",  # only with pixels
+    }
+)
+
+#: options both comparisons support at one value only (no SB3 equivalent, or
+#: not read by the examples compared); each benchmark adds its own
+FIXED_COMMON: dict[str, object] = {
+    "env_task": "",
+    "env_library": "gym",
+    "env_workers": 1,
+    "frame_skip": 1,
+    "max_frames_per_traj": None,
+    "pixels": False,
+    "noop_max": 0,
+    "reward_clip": False,
+    "reward_scaling": None,
+    "reset_at_each_iter": False,
+    "device": "cpu",
+    "collection_devices": "cpu",
+    "loss_function": "l2",
+    "hard_update_interval": None,  # soft updates in the examples compared
+    "value_estimator": "td0",
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "clip_grad_value": False,
+    "save_trainer_file": None,
+    "resume": None,
+}

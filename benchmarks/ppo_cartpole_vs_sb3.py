@@ -80,6 +80,8 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+from _vs_sb3 import FIXED_COMMON
+from _vs_sb3 import OURS_ONLY
 from _vs_sb3 import Comparison
 from _vs_sb3 import KeyPlan
 from _vs_sb3 import Row
@@ -114,48 +116,12 @@ PLAN = KeyPlan(
             "eval_episodes",
         }
     ),
-    ours_only=frozenset(
-        {
-            "config",
-            "seed",  # set by the benchmark, the same for both
-            "threads",  # set to 1 by the benchmark
-            "logger",
-            "exp_name",
-            "logdir",
-            "log_interval",
-            "record_interval",
-            "record_frames",  # checked: it must not cut an evaluation episode
-            "eval_envs",
-            "no_progress_bar",
-            "save_trainer_interval",  # only with save_trainer_file
-            "image_size",  # only with pixels
-            "frame_stack",  # only with pixels
-        }
-    ),
+    ours_only=OURS_ONLY,
     fixed={
-        "env_task": "",
-        "env_library": "gym",
-        "env_workers": 1,
-        "frame_skip": 1,
-        "max_frames_per_traj": None,
-        "pixels": False,
-        "noop_max": 0,
-        "reward_clip": False,
-        "reward_scaling": None,
+        **FIXED_COMMON,
         "init_random_frames": 0,  # not read by the PPO example
-        "reset_at_each_iter": False,  # not read by the PPO example
-        "device": "cpu",
-        "collection_devices": "cpu",
-        "loss_function": "l2",  # not read by the PPO example
         "tau": 0.005,  # not read by the PPO example
-        "hard_update_interval": None,  # not read by the PPO example
-        "value_estimator": "td0",  # not read by the PPO example (it uses GAE)
-        "optimizer": "adam",
-        "weight_decay": 0.0,
-        "clip_grad_value": False,
         "optim_steps_per_batch": 1,  # the PPO example sets its own
-        "save_trainer_file": None,
-        "resume": None,
         "loss_critic_type": "l2",
     },
 )

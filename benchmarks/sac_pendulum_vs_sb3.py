@@ -85,6 +85,8 @@ from pathlib import Path
 from typing import Any
 
 # the harness shared by the *_vs_sb3 benchmarks (this folder is on sys.path)
+from _vs_sb3 import FIXED_COMMON
+from _vs_sb3 import OURS_ONLY
 from _vs_sb3 import Comparison
 from _vs_sb3 import KeyPlan
 from _vs_sb3 import Row
@@ -112,52 +114,16 @@ PLAN = KeyPlan(
             "eval_episodes",
         }
     ),
-    ours_only=frozenset(
-        {
-            "config",
-            "seed",  # set by the benchmark, the same for both
-            "threads",  # set to 1 by the benchmark
-            "logger",
-            "exp_name",
-            "logdir",
-            "log_interval",
-            "record_interval",
-            "record_frames",  # checked: it must not cut an evaluation episode
-            "eval_envs",
-            "no_progress_bar",
-            "save_trainer_interval",  # only with save_trainer_file
-            "image_size",  # only with pixels
-            "frame_stack",  # only with pixels
-        }
-    ),
+    ours_only=OURS_ONLY,
     fixed={
-        "env_task": "",
-        "env_library": "gym",
+        **FIXED_COMMON,
         "num_envs": 1,
-        "env_workers": 1,
-        "frame_skip": 1,
-        "max_frames_per_traj": None,
         "categorical_action_encoding": False,  # discrete actions only
-        "pixels": False,
-        "noop_max": 0,
-        "reward_clip": False,
-        "reward_scaling": None,
-        "reset_at_each_iter": False,  # not read by the SAC example
-        "device": "cpu",
-        "collection_devices": "cpu",
         "prb": False,  # not read by the SAC example
         "alpha": 0.6,  # prioritized replay only
         "beta": 0.4,  # prioritized replay only
         "buffer_scratch_dir": None,  # not read by the SAC example
-        "loss_function": "l2",
-        "hard_update_interval": None,  # not read by the SAC example (soft updates)
-        "value_estimator": "td0",
-        "optimizer": "adam",
-        "weight_decay": 0.0,
         "clip_norm": None,  # SB3's SAC does not clip gradients
-        "clip_grad_value": False,
-        "save_trainer_file": None,
-        "resume": None,
     },
 )
 
