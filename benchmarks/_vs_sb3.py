@@ -454,3 +454,16 @@ FIXED_COMMON: dict[str, object] = {
     "save_trainer_file": None,
     "resume": None,
 }
+
+
+def run_rows(args: Namespace) -> list[Row]:
+    """The settings rows every comparison shares: threads, logging, the final evaluation."""
+    return [
+        ("threads", "--threads=1, OMP_NUM_THREADS=1", "torch.set_num_threads(1), OMP_NUM_THREADS=1"),
+        ("periodic evaluation, logging", "none (--record_interval=1000000), --logger=none",
+         "none, verbose = 0"),
+        ("final evaluation", f"eval_episodes = {args.eval_episodes} deterministic, on "
+         f"eval_envs = {args.eval_envs} sub-envs, seeded seed + 1000",
+         f"evaluate_policy(n_eval_episodes={args.eval_episodes}, deterministic=True), "
+         "1 env seeded seed + 1000"),
+    ]  # fmt: skip

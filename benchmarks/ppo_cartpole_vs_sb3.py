@@ -88,6 +88,7 @@ from _vs_sb3 import Row
 from _vs_sb3 import Spec
 from _vs_sb3 import doc_notes
 from _vs_sb3 import fmt
+from _vs_sb3 import run_rows
 
 # --------------------------------------------------------------------------- #
 # PPO on CartPole
@@ -207,13 +208,7 @@ def ppo_spec(args: Namespace) -> tuple[Spec, list[Row]]:
          f"MlpPolicy, net_arch = {cells} (separate pi and vf), activation_fn = Tanh, "
          f"ortho_init = {fmt(ortho)}"),
         ("actions", actions, "Discrete (Categorical)"),
-        ("threads", "--threads=1, OMP_NUM_THREADS=1", "torch.set_num_threads(1), OMP_NUM_THREADS=1"),
-        ("periodic evaluation, logging", "none (--record_interval=1000000), --logger=none",
-         "none, verbose = 0"),
-        ("final evaluation", f"eval_episodes = {args.eval_episodes} deterministic, on "
-         f"eval_envs = {args.eval_envs} sub-envs, seeded seed + 1000",
-         f"evaluate_policy(n_eval_episodes={args.eval_episodes}, deterministic=True), "
-         "1 env seeded seed + 1000"),
+        *run_rows(args),
     ]  # fmt: skip
     return spec, rows
 
