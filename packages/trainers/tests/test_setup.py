@@ -115,6 +115,32 @@ def test_make_optimizer_kinds() -> None:
         assert optimizer.param_groups[0]["lr"] == 0.25
 
 
+@pytest.mark.parametrize("kind", ["adam", "adamw", "sgd"])
+def test_fused_optimizer_takes_the_same_steps(kind: str) -> None:
+    # the fused kernel and the default loop agree up to rounding over 20 steps
+    nets = []
+    for flags in ([], ["--fused_optimizer"]):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+        optimizer = make_optimizer(parse(f"--optimizer={kind}", "--lr=0.01", *flags),
+                                   net.parameters())  # fmt: skip
+        assert optimizer.defaults.get("fused") is (True if flags else None)
+        x = torch.randn(32, 3, generator=torch.Generator().manual_seed(1))
+        for _ in range(20):
+            optimizer.zero_grad()
+            net(x).square().mean().backward()
+            optimizer.step()
+        nets.append(net)
+    for loop, fused in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(fused, loop, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_optimizer_refuses_rmsprop() -> None:
+    with pytest.raises(ConfigError, match="no fused 'rmsprop'; use one of adam, adamw, sgd"):
+        make_optimizer(parse("--optimizer=rmsprop", "--fused_optimizer"),
+                       torch.nn.Linear(2, 1).parameters())  # fmt: skip
+
+
 @pytest.mark.parametrize(("flag", "rule"), [("--lr=-1", "> 0"), ("--weight_decay=-1", ">= 0")])
 def test_make_optimizer_refuses_invalid_numbers(flag: str, rule: str) -> None:
     # parse() skips parse_args's checks, as a hand-made Namespace would

@@ -156,7 +156,7 @@ def add_loss_args(parser: Parser) -> Parser:
 
 def add_optim_args(parser: Parser) -> Parser:
     """Add the ``optim`` group: ``--optimizer``, ``--lr``, ``--weight_decay``, ``--clip_norm``,
-    ``--clip_grad_value``.
+    ``--clip_grad_value``, ``--fused_optimizer``.
 
     Example:
         >>> from rlbricks.trainers import add_optim_args, make_parser
@@ -171,6 +171,10 @@ def add_optim_args(parser: Parser) -> Parser:
                        help="gradient clipping threshold (None: no clipping)")  # fmt: skip
     group.add_argument("--clip_grad_value", action="store_true",
                        help="clip each gradient value instead of the global norm")  # fmt: skip
+    group.add_argument("--fused_optimizer", action="store_true",
+                       help="torch's fused kernel for adam, adamw, sgd: one call per step "
+                            "(about 4x faster than the default loop on CPU for small "
+                            "networks; rounding differs in the last bits)")  # fmt: skip
     return parser
 
 

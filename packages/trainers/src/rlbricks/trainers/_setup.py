@@ -61,6 +61,7 @@ _OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
 }
+_FUSED = ("adam", "adamw", "sgd")  # the optimisers torch has a fused kernel for
 
 
 def seed_everything(seed: int) -> None:
@@ -235,12 +236,14 @@ def make_env(
 
 
 def make_optimizer(args: Namespace, parameters: Iterable[Any]) -> torch.optim.Optimizer:
-    """The optimiser of the ``optim`` group: ``--optimizer``, ``--lr``, ``--weight_decay``.
+    """The optimiser of the ``optim`` group: ``--optimizer``, ``--lr``, ``--weight_decay``,
+    ``--fused_optimizer`` (torch's fused kernel: ``fused=True``).
 
     Raises:
         ConfigError: an unknown optimiser, ``lr <= 0`` or ``weight_decay < 0``
             (checked here too, for arguments that did not go through
-            :func:`~rlbricks.trainers.parse_args`).
+            :func:`~rlbricks.trainers.parse_args`), ``--fused_optimizer`` with
+            ``rmsprop`` (torch has no fused kernel for it).
 
     Example:
         >>> import torch
@@ -257,7 +260,14 @@ def make_optimizer(args: Namespace, parameters: Iterable[Any]) -> torch.optim.Op
         ) from None
     _check_number("lr", args.lr)
     _check_number("weight_decay", args.weight_decay)
-    return kind(parameters, lr=args.lr, weight_decay=args.weight_decay)
+    if not getattr(args, "fused_optimizer", False):
+        return kind(parameters, lr=args.lr, weight_decay=args.weight_decay)
+    if args.optimizer not in _FUSED:
+        raise ConfigError(
+            f"--fused_optimizer: torch has no fused {args.optimizer!r}; "
+            f"use one of {', '.join(_FUSED)} or drop the flag"
+        )
+    return kind(parameters, lr=args.lr, weight_decay=args.weight_decay, fused=True)
 
 
 def make_run(args: Namespace, algo: str) -> tuple[Logger | None, Path]:
