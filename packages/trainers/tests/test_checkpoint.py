@@ -101,6 +101,21 @@ def test_periodic_saves_and_final_save(tmp_path: Path) -> None:
     assert not list(ckpt.parent.glob(".ckpt.*"))  # no temporary folder left
 
 
+def test_periodic_checkpoints_carry_the_cpu_time_so_far(tmp_path: Path) -> None:
+    # the last periodic save falls on the final frame: no final save rewrites it
+    ckpt = tmp_path / "ckpt"
+    trainer = build_dqn(64, save_trainer_file=ckpt, save_trainer_interval=32)
+    cpu_times: list[float] = []
+    original = trainer.save
+    trainer.save = lambda path: cpu_times.append(trainer.cpu_time) or original(path)  # type: ignore[method-assign]
+    trainer.train()
+    assert len(cpu_times) == 2
+    assert 0.0 < cpu_times[0] < cpu_times[1] <= trainer.cpu_time
+    other = build_dqn(64)
+    other.load_state(ckpt)
+    assert other.cpu_time == cpu_times[1]
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
 def test_damaged_checkpoint_names_the_file(tmp_path: Path, damage: str) -> None:
     trainer = build_dqn(32)

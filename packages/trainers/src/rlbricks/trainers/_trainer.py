@@ -367,6 +367,7 @@ class Trainer:
                 scalars = {k: sum(v) / len(v) for k, v in losses.items()}
                 scalars.update(self._scalars("pre_steps_log", batch))
                 self.wall_time = wall0 + time.perf_counter() - start
+                self.cpu_time = cpu0 + time.process_time() - cpu_start  # saved by _maybe_save
                 if bar is not None:
                     bar.update(frames)
                     fps = (self.collected_frames) / max(self.wall_time, 1e-9)
