@@ -5,6 +5,7 @@ from __future__ import annotations
 import faulthandler
 import functools
 import gc
+import inspect
 import multiprocessing as mp
 import os
 import signal
@@ -15,10 +16,12 @@ from collections.abc import Iterator
 import pytest
 
 from rlbricks.collectors import CollectorError
+from rlbricks.collectors import CollectorTimeoutError
 from rlbricks.collectors import MultiaSyncDataCollector
 from rlbricks.collectors import MultiSyncDataCollector
 from rlbricks.envs.testing import CountingEnv
 from rlbricks.envs.testing import CrashingEnv
+from rlbricks.envs.testing import HangingEnv
 from rlbricks.tensordict import TensorDict
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses fork, SIGALRM and SIGKILL")
@@ -50,6 +53,12 @@ class SegfaultEnv(CountingEnv):
             faulthandler.disable()  # pytest's handler would print the crash to stderr
             os.kill(os.getpid(), signal.SIGSEGV)
         return super()._step(tensordict)
+
+
+def slow_counting_env() -> CountingEnv:
+    """A CountingEnv that takes 3 s to build (a heavy simulator, slow imports)."""
+    time.sleep(3)
+    return CountingEnv()
 
 
 def collect(collector: MultiSyncDataCollector | MultiaSyncDataCollector, batches: int) -> None:
@@ -181,6 +190,68 @@ def test_hung_worker_hits_the_timeout() -> None:
     with pytest.raises(CollectorError, match=r"no answer within timeout=0.5 s"):
         collector.next()
     assert time.monotonic() - start < 10
+    assert no_children()
+
+
+@pytest.mark.parametrize("cls", [MultiSyncDataCollector, MultiaSyncDataCollector])
+def test_timeouts_have_finite_defaults(cls: type) -> None:
+    params = inspect.signature(cls).parameters
+    assert params["timeout"].default == 300.0
+    assert params["start_timeout"].default == 300.0
+    with pytest.raises(CollectorError, match="timeout must be a positive number"):
+        cls([CountingEnv], frames_per_batch=2, timeout=-1)
+
+
+@pytest.mark.parametrize("cls", [MultiSyncDataCollector, MultiaSyncDataCollector])
+def test_hung_worker_is_killed_and_named(cls: type) -> None:
+    # worker 1's third step sleeps forever; worker 0 keeps delivering (to the async collector)
+    collector = cls(
+        [CountingEnv, HangingEnv], frames_per_batch=6, mp_start_method=FORK, timeout=1.0
+    )
+    pids = collector.worker_pids
+    start = time.monotonic()
+    with pytest.raises(CollectorTimeoutError) as info:
+        collect(collector, 10_000)
+    assert 1.0 <= time.monotonic() - start < 10
+    err = info.value
+    assert isinstance(err, CollectorError)
+    assert isinstance(err, TimeoutError)
+    assert (err.worker, err.phase) == (1, "collect")
+    assert err.elapsed is not None
+    assert 1.0 <= err.elapsed < 10
+    name = cls.__name__
+    message = str(err)
+    assert f"{name} worker 1 (pid {pids[1]}) timed out during 'collect'" in message
+    assert "no answer within timeout=1.0 s (waited 1." in message
+    assert f"raise {name}(timeout=...); timeout=None waits forever" in message
+    assert no_children()
+    assert gone(pids)
+    with pytest.raises(CollectorError, match="shut down"):
+        collector.next()
+
+
+def test_slow_start_up_is_not_held_to_the_collect_timeout() -> None:
+    with MultiSyncDataCollector(
+        [slow_counting_env] * 2, frames_per_batch=4, mp_start_method=FORK, timeout=1.0
+    ) as collector:
+        assert collector.next().batch_size == (2, 2)
+    assert no_children()
+
+
+def test_start_up_past_start_timeout_raises() -> None:
+    start = time.monotonic()
+    with pytest.raises(CollectorTimeoutError) as info:
+        MultiaSyncDataCollector(
+            [CountingEnv, slow_counting_env],
+            frames_per_batch=4,
+            mp_start_method=FORK,
+            start_timeout=1.0,
+        )
+    assert time.monotonic() - start < 10
+    assert (info.value.worker, info.value.phase) == (1, "create collector")
+    message = str(info.value)
+    assert "timed out during 'create collector': no answer within start_timeout=1.0 s" in message
+    assert "raise MultiaSyncDataCollector(start_timeout=...)" in message
     assert no_children()
 
 

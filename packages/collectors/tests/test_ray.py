@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
+import time
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from rlbricks.collectors import CollectorError
+from rlbricks.collectors import CollectorTimeoutError
 from rlbricks.collectors import RayCollector
 from rlbricks.collectors import SyncDataCollector
 from rlbricks.envs.testing import CountingEnv
@@ -27,9 +30,18 @@ ENV = functools.partial(CountingEnv, max_steps=3, batch_size=[2])
 ACTOR = {"num_cpus": 0.5}  # two collectors and a buffer actor fit on 2 CPUs
 
 
+class IndexLinear(nn.Linear):
+    """``Linear(1, 1)`` whose output is rounded to an int64 index: CountingEnv's action spec
+    is ``Categorical(2)``, and env.step refuses float actions for it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).round().long()
+
+
 def constant_policy(value: float) -> TensorDictModule:
-    """Writes ``action = value`` whatever the observation (CountingEnv's reward is the action)."""
-    linear = nn.Linear(1, 1)
+    """Writes ``action = value`` (0 or 1) whatever the observation (CountingEnv's reward is
+    the action)."""
+    linear = IndexLinear(1, 1)
     nn.init.zeros_(linear.weight)
     nn.init.constant_(linear.bias, value)
     return TensorDictModule(linear, in_keys=["observation"], out_keys=["action"])
@@ -124,7 +136,9 @@ class _FakeRay(types.ModuleType):
     def get(self, ref: Any) -> Any:
         return [r.value for r in ref] if isinstance(ref, list) else ref.value
 
-    def wait(self, refs: list[Any], num_returns: int) -> tuple[list[Any], list[Any]]:
+    def wait(
+        self, refs: list[Any], num_returns: int, timeout: float | None = None
+    ) -> tuple[list[Any], list[Any]]:
         return refs[:num_returns], refs[num_returns:]
 
     def remote(self, cls: type) -> Any:
@@ -357,6 +371,79 @@ def test_a_dead_actor_process(tmp_path: Any, max_restarts: int) -> None:
     assert (tmp_path / "flag").exists()
     observations = [b["next", "observation"].flatten().tolist() for b in batches]
     assert observations == [[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]
+
+
+def test_timeouts_have_finite_defaults() -> None:
+    params = inspect.signature(RayCollector).parameters
+    assert params["timeout"].default == 300.0
+    assert params["start_timeout"].default == 300.0
+    with pytest.raises(CollectorError, match="start_timeout must be a positive number"):
+        RayCollector(ENV, frames_per_batch=4, start_timeout=0)
+
+
+class HangOnceEnv(CountingEnv):
+    """Hangs at its 5th step unless the file ``flag`` exists (it writes it, with its pid)."""
+
+    def __init__(self, flag: str) -> None:
+        super().__init__(max_steps=100)
+        self.flag = flag
+        self.steps = 0
+
+    def _step(self, tensordict: TensorDict) -> TensorDict:
+        self.steps += 1
+        if self.steps == 5 and not os.path.exists(self.flag):
+            with open(self.flag, "w") as file:
+                file.write(str(os.getpid()))
+            while True:
+                time.sleep(3600)
+        return super()._step(tensordict)
+
+
+def process_gone(pid: int, wait: float = 30.0) -> bool:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("max_restarts", [0, 1])
+def test_a_hung_actor(tmp_path: Any, max_restarts: int) -> None:
+    """A hung actor is killed: the collector raises, or Ray restarts it and its batch is made again."""
+    flag = tmp_path / "flag"
+    collector = RayCollector(
+        functools.partial(HangOnceEnv, str(flag)),
+        frames_per_batch=4,
+        total_frames=12,
+        remote_config=ACTOR,
+        max_restarts=max_restarts,
+        timeout=5.0,
+    )
+    if not max_restarts:
+        collector.next()
+        start = time.monotonic()
+        with pytest.raises(CollectorTimeoutError) as info:
+            collector.next()  # its 5th step hangs
+        assert time.monotonic() - start < 30
+        assert (info.value.worker, info.value.phase) == (0, "collect")
+        message = str(info.value)
+        assert "actor 0 timed out during 'collect': no answer within timeout=5.0 s" in message
+        assert "RayCollector(timeout=...); timeout=None waits forever" in message
+        assert collector.is_shut_down
+        assert process_gone(int(flag.read_text()))
+        return
+    with collector:
+        batches = list(collector)
+    hung_pid = int(flag.read_text())
+    assert process_gone(hung_pid)
+    observations = [b["next", "observation"].flatten().tolist() for b in batches]
+    # the restarted actor has a new env: the batch it made again starts a new episode
+    assert observations == [[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]
+    ids = [b["collector", "traj_ids"].unique().tolist() for b in batches]
+    assert ids == [[0], [1], [1]]  # not reused
 
 
 def postproc(batch: TensorDict) -> TensorDict:

@@ -20,9 +20,18 @@ from rlbricks.tensordict import TensorDict
 ENV = functools.partial(CountingEnv, max_steps=3, batch_size=[2])
 
 
+class IndexLinear(nn.Linear):
+    """``Linear(1, 1)`` whose output is rounded to an int64 index: CountingEnv's action spec
+    is ``Categorical(2)``, and env.step refuses float actions for it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).round().long()
+
+
 def constant_policy(value: float) -> TensorDictModule:
-    """Writes ``action = value`` whatever the observation (CountingEnv's reward is the action)."""
-    linear = nn.Linear(1, 1)
+    """Writes ``action = value`` (0 or 1) whatever the observation (CountingEnv's reward is
+    the action)."""
+    linear = IndexLinear(1, 1)
     nn.init.zeros_(linear.weight)
     nn.init.constant_(linear.bias, value)
     return TensorDictModule(linear, in_keys=["observation"], out_keys=["action"])
@@ -67,14 +76,14 @@ def test_new_weights_are_loaded_once_per_version() -> None:
     batch, _ = worker.collect(0, [None], 0)
     assert batch is not None
     assert bool((batch["next", "reward"] == 0).all())
-    weights = constant_policy(0.5).state_dict()
+    weights = constant_policy(1.0).state_dict()
     batch, _ = worker.collect(1, [weights], 0)
     assert batch is not None
-    assert bool((batch["next", "reward"] == 0.5).all())
+    assert bool((batch["next", "reward"] == 1).all())
     assert worker.version == 1
-    batch, _ = worker.collect(1, [constant_policy(9.0).state_dict()], 0)  # same version: kept
+    batch, _ = worker.collect(1, [constant_policy(0.0).state_dict()], 0)  # same version: kept
     assert batch is not None
-    assert bool((batch["next", "reward"] == 0.5).all())
+    assert bool((batch["next", "reward"] == 1).all())
 
 
 def test_a_restarted_worker_continues_the_trajectory_numbering() -> None:

@@ -109,7 +109,7 @@ def test_init_random_frames_then_policy_under_the_exploration_type() -> None:
 
 
 def test_the_policy_runs_without_gradients() -> None:
-    actor = Actor(nn.Linear(2, 2), in_keys=["observation"])
+    actor = Actor(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), in_keys=["observation"])
     batch = SyncDataCollector(ContinuousActionEnv(), actor, frames_per_batch=3).next()
     assert not batch["action"].requires_grad
 
@@ -225,6 +225,39 @@ def test_state_dict_round_trip_gives_the_same_next_batch() -> None:
     assert b.frames == a.frames == 12
     torch.testing.assert_close(got["action"], expected["action"])  # the same RNG draws
     assert torch.equal(got["collector", "traj_ids"], expected["collector", "traj_ids"])
+
+
+@pytest.mark.parametrize("num_envs", [None, 3])
+def test_a_gym_env_state_round_trip_continues_the_episodes(num_envs: int | None) -> None:
+    # the env saves its whole state: the next batches are those of the uninterrupted run
+    pytest.importorskip("gymnasium")
+    from rlbricks.envs import GymEnv
+
+    def make() -> SyncDataCollector:
+        return SyncDataCollector(GymEnv("CartPole-v1", num_envs=num_envs), frames_per_batch=60)
+
+    a = make()
+    a.set_seed(0)
+    a.next()
+    state = a.state_dict()
+    assert "root" in state  # mid-episode: the step the episodes are at
+    expected = [a.next() for _ in range(3)]
+    b = make()
+    b.set_seed(7)  # all overwritten by the state
+    b.load_state_dict(state)
+    for want, got in zip(expected, (b.next() for _ in range(3))):
+        for key in [("next", "observation"), ("next", "done"), "action", ("collector", "traj_ids")]:
+            assert torch.equal(got[key], want[key]), key
+
+
+def test_an_env_without_a_complete_state_restarts_its_episodes() -> None:
+    collector = SyncDataCollector(CountingEnv(max_steps=100), frames_per_batch=4)
+    collector.next()
+    state = collector.state_dict()
+    assert "root" not in state  # CountingEnv has no state_dict: its counter is not saved
+    other = SyncDataCollector(CountingEnv(max_steps=100), frames_per_batch=4)
+    other.load_state_dict(state)
+    assert other.next()["observation"].squeeze(-1).tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
 def test_set_seed_makes_collection_reproducible() -> None:

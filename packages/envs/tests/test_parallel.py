@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import inspect
 import multiprocessing as mp
 import os
 import signal
@@ -15,12 +16,14 @@ import pytest
 import torch
 
 from rlbricks.envs import EnvError
+from rlbricks.envs import EnvTimeoutError
 from rlbricks.envs import check_env_specs
 from rlbricks.envs._parallel import ParallelEnv
 from rlbricks.envs._serial import SerialEnv
 from rlbricks.envs.testing import ContinuousActionEnv
 from rlbricks.envs.testing import CountingEnv
 from rlbricks.envs.testing import CrashingEnv
+from rlbricks.envs.testing import HangingEnv
 from rlbricks.envs.testing import NestedSpecEnv
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import assert_close
@@ -38,6 +41,24 @@ class SleepyEnv(CountingEnv):
     def _step(self, tensordict: TensorDict) -> TensorDict:
         time.sleep(60)
         return super()._step(tensordict)
+
+
+def slow_counting_env() -> CountingEnv:
+    """A CountingEnv that takes 3 s to build (a heavy simulator, slow imports)."""
+    time.sleep(3)
+    return CountingEnv()
+
+
+def gone(pids: list[int | None]) -> bool:
+    """True when none of ``pids`` is a live process any more."""
+    for pid in pids:
+        assert pid is not None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        return False
+    return True
 
 
 def parity_policy(td: TensorDict) -> TensorDict:
@@ -185,6 +206,58 @@ def test_hung_worker_hits_the_timeout() -> None:
     with pytest.raises(EnvError, match=r"no answer within timeout=0.5 s"):
         env.step(env.rand_action(env.reset()))
     assert time.monotonic() - start < 10
+    assert no_children()
+
+
+def test_timeouts_have_finite_defaults() -> None:
+    params = inspect.signature(ParallelEnv).parameters
+    assert params["timeout"].default == 60.0
+    assert params["start_timeout"].default == 300.0
+    with ParallelEnv(1, CountingEnv, mp_start_method=FAST) as env:
+        assert (env.timeout, env.start_timeout) == (60.0, 300.0)
+    with pytest.raises(ValueError, match="start_timeout must be a positive number"):
+        ParallelEnv(1, CountingEnv, start_timeout=0)
+
+
+def test_hung_step_names_the_worker_the_phase_and_the_time() -> None:
+    fns = [CountingEnv, functools.partial(HangingEnv, hang_after=1)]
+    env = ParallelEnv(2, fns, mp_start_method=FAST, timeout=1.0)
+    pids = env.worker_pids
+    td = env.step(env.rand_action(env.reset()))["next"].exclude("reward")
+    start = time.monotonic()
+    with pytest.raises(EnvTimeoutError) as info:
+        env.step(env.rand_action(td))  # worker 1's second step hangs
+    assert 1.0 <= time.monotonic() - start < 10
+    err = info.value
+    assert isinstance(err, EnvError)
+    assert isinstance(err, TimeoutError)
+    assert (err.worker, err.phase) == (1, "step")
+    assert err.elapsed is not None
+    assert 1.0 <= err.elapsed < 10
+    message = str(err)
+    assert f"ParallelEnv worker 1 (pid {pids[1]}) timed out during 'step'" in message
+    assert "no answer within timeout=1.0 s (waited 1." in message
+    assert "raise ParallelEnv(timeout=...); timeout=None waits forever" in message
+    assert env.is_closed
+    assert no_children()
+    assert gone(pids)
+
+
+def test_slow_start_up_is_not_held_to_the_step_timeout() -> None:
+    with ParallelEnv(2, slow_counting_env, mp_start_method=FAST, timeout=1.0) as env:
+        assert env.rollout(3).batch_size == (2, 3)
+    assert no_children()
+
+
+def test_start_up_past_start_timeout_raises() -> None:
+    start = time.monotonic()
+    with pytest.raises(EnvTimeoutError) as info:
+        ParallelEnv(2, slow_counting_env, mp_start_method=FAST, start_timeout=1.0)
+    assert time.monotonic() - start < 10
+    assert info.value.phase == "create env"
+    message = str(info.value)
+    assert "timed out during 'create env': no answer within start_timeout=1.0 s" in message
+    assert "raise ParallelEnv(start_timeout=...); start_timeout=None waits forever" in message
     assert no_children()
 
 

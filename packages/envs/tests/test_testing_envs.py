@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from rlbricks.envs import step_mdp
 from rlbricks.envs.testing import ContinuousActionEnv
 from rlbricks.envs.testing import CountingEnv
 from rlbricks.envs.testing import CrashingEnv
+from rlbricks.envs.testing import HangingEnv
 from rlbricks.envs.testing import NestedSpecEnv
 
 FAKES = [CountingEnv, NestedSpecEnv, ContinuousActionEnv]
@@ -83,6 +85,20 @@ def test_crashing_env_is_a_counting_env():
     env = CrashingEnv(crash_after=10, max_steps=3)
     assert isinstance(env, CountingEnv)
     assert env.rollout(10).batch_size == (3,)
+
+
+def test_hanging_env_hangs_once_after_n_steps():
+    env = HangingEnv(hang_after=2, hang_for=0.3, max_steps=3)
+    assert isinstance(env, CountingEnv)
+    times = []
+    td = env.reset()
+    for _ in range(4):  # the episode ends at step 3, the step count goes on
+        start = time.monotonic()
+        td = env.step_and_maybe_reset(env.rand_action(td))[1]
+        times.append(time.monotonic() - start)
+    assert env.steps_done == 4
+    assert times[2] >= 0.3
+    assert max(times[:2] + times[3:]) < 0.3
 
 
 @pytest.mark.parametrize("env_cls", FAKES)

@@ -270,6 +270,27 @@ def test_seed_close_state_dict_and_attribute_forwarding() -> None:
     assert "transforms=[RewardScaling]" in repr(env)
 
 
+def test_state_dict_carries_the_base_env_state() -> None:
+    pytest.importorskip("gymnasium")
+    from rlbricks.envs import GymEnv
+
+    env = TransformedEnv(GymEnv("CartPole-v1"), RewardScaling(0.0, 3.0))
+    env.set_seed(0)
+    root = env.reset()
+    state = env.state_dict()
+    assert state["exact"] is True
+    assert state["base_env"]["exact"] is True
+    other = TransformedEnv(GymEnv("CartPole-v1"), RewardScaling(0.0, 1.0))
+    other.load_state_dict(state)
+    assert other.transform[0].scale.item() == 3.0  # type: ignore[union-attr]
+    torch.manual_seed(0)
+    expected = env.rollout(20, auto_reset=False, tensordict=root.clone())
+    torch.manual_seed(0)
+    got = other.rollout(20, auto_reset=False, tensordict=root.clone())
+    assert torch.equal(got["next", "observation"], expected["next", "observation"])
+    assert torch.equal(got["next", "reward"], expected["next", "reward"])
+
+
 def test_gym_vector_env_with_partial_resets() -> None:
     pytest.importorskip("gymnasium")
     from rlbricks.envs import GymEnv

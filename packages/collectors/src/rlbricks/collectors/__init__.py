@@ -15,16 +15,18 @@ Example:
 """
 
 from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorTimeoutError
 from rlbricks.collectors._multi import MultiaSyncDataCollector
 from rlbricks.collectors._multi import MultiSyncDataCollector
 from rlbricks.collectors._ray import RayCollector
 from rlbricks.collectors._sync import SyncDataCollector
 from rlbricks.collectors._trajectories import split_trajectories
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 __all__ = [
     "CollectorError",
+    "CollectorTimeoutError",
     "MultiSyncDataCollector",
     "MultiaSyncDataCollector",
     "RayCollector",

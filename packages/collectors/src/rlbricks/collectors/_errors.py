@@ -1,8 +1,8 @@
-"""The exception of the collectors package."""
+"""The exceptions of the collectors package."""
 
 from __future__ import annotations
 
-__all__ = ["CollectorError"]
+__all__ = ["CollectorError", "CollectorTimeoutError"]
 
 
 class CollectorError(RuntimeError):
@@ -13,3 +13,37 @@ class CollectorError(RuntimeError):
         >>> issubclass(CollectorError, RuntimeError)
         True
     """
+
+
+class CollectorTimeoutError(CollectorError, TimeoutError):
+    """A worker process or Ray actor gave no answer within its ``timeout`` or ``start_timeout``.
+
+    The message names the worker, the phase it was in and the time waited, and
+    says which argument to raise. The worker was killed and the collector shut
+    down before this was raised. ``except CollectorError`` and
+    ``except TimeoutError`` both catch it.
+
+    Attributes:
+        worker: the index of the worker (or actor) that did not answer.
+        phase: what it was doing (``"create collector"``, ``"collect"``, ...).
+        elapsed: seconds waited for it.
+
+    Example:
+        >>> from rlbricks.collectors import CollectorError, CollectorTimeoutError
+        >>> err = CollectorTimeoutError("worker 1 hung", worker=1, phase="collect", elapsed=2.5)
+        >>> isinstance(err, CollectorError), isinstance(err, TimeoutError), err.phase
+        (True, True, 'collect')
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        worker: int | None = None,
+        phase: str | None = None,
+        elapsed: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.worker = worker
+        self.phase = phase
+        self.elapsed = elapsed

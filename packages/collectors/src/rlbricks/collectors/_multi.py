@@ -66,10 +66,17 @@ class _MultiCollector(DataCollectorBase):
         replay_buffer: Any = None,
         mp_start_method: str | None = None,
         num_threads: int = 1,
-        timeout: float | None = None,
+        timeout: float | None = 300.0,
+        start_timeout: float | None = 300.0,
+        validate_actions: bool | None = None,
     ) -> None:
         name = type(self).__name__
         fns = self._check_args(create_env_fns, frames_per_batch, max_frames_per_traj, num_threads)
+        for arg, value in (("timeout", timeout), ("start_timeout", start_timeout)):
+            if value is not None and not value > 0:
+                raise CollectorError(
+                    f"{name}: {arg} must be a positive number of seconds or None, got {value}"
+                )
         if replay_buffer is not None and split_trajs:
             raise CollectorError(f"{name}: split_trajs=True cannot be used with a replay_buffer")
         n = len(fns)
@@ -98,6 +105,7 @@ class _MultiCollector(DataCollectorBase):
             "policy_device": policy_device if policy_device is not None else device,
             "storing_device": "cpu",  # the shared batches live in CPU shared memory
             "return_same_td": True,
+            "validate_actions": validate_actions,
         }
         base_seed = int(torch.randint(2**62, ()))  # distinct worker RNGs, reproducible
         args = [
@@ -105,7 +113,7 @@ class _MultiCollector(DataCollectorBase):
             for i, fn in enumerate(fns)
         ]
         ctx = mp.get_context(mp_start_method or "spawn")
-        self._pool = WorkerPool(name, ctx, args, timeout)
+        self._pool = WorkerPool(name, ctx, args, timeout, start_timeout)
         infos = self._pool.wait(range(n), "create collector")
         self._check_same_layout(infos)
         self.env_batch_size = torch.Size(infos[0]["batch_size"])
@@ -390,9 +398,11 @@ class MultiSyncDataCollector(_MultiCollector):
 
     Faults: an exception in a worker is raised here as :class:`CollectorError`
     with the worker's traceback; a worker that dies (killed, segfault) is
-    noticed as soon as its process exits. Either way every worker is shut
-    down. :meth:`shutdown`, leaving a ``with`` block and garbage collection
-    stop the workers.
+    noticed as soon as its process exits; a worker that gives no answer within
+    ``timeout`` (``start_timeout`` while it starts) is killed and reported by
+    :class:`CollectorTimeoutError` (worker, pid, phase, time waited). Either
+    way every worker is shut down. :meth:`shutdown`, leaving a ``with`` block
+    and garbage collection stop the workers.
 
     Args:
         create_env_fns: one env factory per worker (a callable returning an
@@ -418,12 +428,25 @@ class MultiSyncDataCollector(_MultiCollector):
         mp_start_method: ``"spawn"`` (default, as ``ParallelEnv``), ``"fork"``
             or ``"forkserver"``.
         num_threads: ``torch.set_num_threads`` in each worker.
-        timeout: seconds to wait for a worker's answer before giving up (a hung
-            env); None waits forever. Dead workers are noticed at once anyway.
+        timeout: seconds a worker may take to collect its share of one batch
+            (or to answer another command: seed, reset, state) before it counts
+            as hung. The default, 300 s, is far above what a batch usually
+            takes but a batch scales with ``frames_per_batch``: raise it when
+            a worker's ``frames_per_batch / num_workers`` steps of a slow env
+            may take longer. None waits forever (only by explicit choice).
+            Dead workers are noticed at once whatever the timeout.
+        start_timeout: seconds a worker may take to start (spawn, imports,
+            building its env and collector); 300 s by default, None: forever.
+        validate_actions: set on every worker's env (see
+            :class:`SyncDataCollector`): False skips the check of the actions'
+            values; None keeps the envs' setting. A bad action raises
+            :class:`CollectorError` naming the key, with the worker's traceback.
 
     Raises:
         CollectorError: a bad argument, or a worker failed to build its env or
             collector (the message carries the worker's traceback).
+        CollectorTimeoutError: a worker gave no answer within ``start_timeout``
+            (raised by the constructor) or ``timeout`` (raised while collecting).
 
     Example:
         >>> import functools
@@ -436,6 +459,18 @@ class MultiSyncDataCollector(_MultiCollector):
         ...         print(batch.batch_size, batch["collector", "traj_ids"].tolist())
         torch.Size([2, 4]) [[0, 0, 0, 2], [1, 1, 1, 3]]
         torch.Size([2, 4]) [[2, 2, 4, 4], [3, 3, 5, 5]]
+
+        A worker that hangs is killed (``HangingEnv``'s third step sleeps forever):
+
+        >>> from rlbricks.collectors import CollectorTimeoutError
+        >>> from rlbricks.envs.testing import HangingEnv
+        >>> collector = MultiSyncDataCollector([CountingEnv, HangingEnv], frames_per_batch=6,
+        ...                                    timeout=1.0, mp_start_method="fork")
+        >>> try:
+        ...     collector.next()
+        ... except CollectorTimeoutError as err:
+        ...     print(err.worker, err.phase, collector.worker_pids)
+        1 collect []
     """
 
     _worker_share = True
@@ -505,10 +540,18 @@ class MultiaSyncDataCollector(_MultiCollector):
         replay_buffer: extend this buffer with each batch and yield ``None``.
         mp_start_method: ``"spawn"`` (default), ``"fork"`` or ``"forkserver"``.
         num_threads: ``torch.set_num_threads`` in each worker.
-        timeout: seconds to wait for a worker's answer (None: forever).
+        timeout: seconds a worker may take to collect one batch of
+            ``frames_per_batch`` frames, counted from when it was asked (or to
+            answer another command); 300 s by default: raise it for large
+            batches of a slow env. None waits forever.
+        start_timeout: seconds a worker may take to start (300 s; None: forever).
+        validate_actions: set on every worker's env (see
+            :class:`SyncDataCollector`); None keeps the envs' setting.
 
     Raises:
         CollectorError: a bad argument, or a worker failed to start.
+        CollectorTimeoutError: a worker gave no answer in time (it is killed,
+            the others shut down).
 
     Example:
         >>> from rlbricks.collectors import MultiaSyncDataCollector

@@ -18,6 +18,7 @@ from torch import nn
 from rlbricks.collectors._base import DataCollectorBase
 from rlbricks.collectors._base import PolicyLike
 from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorTimeoutError
 from rlbricks.collectors._ray_worker import CollectorWorker
 from rlbricks.collectors._ray_worker import import_ray
 from rlbricks.envs import EnvBase
@@ -107,6 +108,10 @@ class RayCollector(DataCollectorBase):
     then the actor is restarted (Ray ``max_restarts``/``max_task_retries``;
     the env is rebuilt, the latest weights are loaded and trajectory ids go
     on) and the batch is collected again, up to ``max_restarts`` times per actor.
+    An actor that does not deliver its batch within ``timeout`` seconds of
+    the request counts as hung: it is killed (``ray.kill``) and then either
+    restarted the same way, while restarts are left, or the collector shuts
+    down and raises :class:`CollectorTimeoutError` (actor, phase, time waited).
 
     Args:
         create_env_fns: an env factory, or a list of them (one per actor).
@@ -122,17 +127,30 @@ class RayCollector(DataCollectorBase):
             a single factory is used by every actor.
         collector_kwargs: other ``SyncDataCollector`` arguments for every actor
             (``init_random_frames``, ``max_frames_per_traj``, ``exploration_type``,
-            ``device``...; ``init_random_frames`` counts each actor's frames).
+            ``device``, ``validate_actions``...; ``init_random_frames`` counts each
+            actor's frames).
         max_restarts: how many times each actor may be restarted after a failure.
         replay_buffer: extend this buffer with every batch and yield ``None``.
         update_after_each_batch: send the policy weights before every batch.
         postproc: applied to every batch (in the actors when they write into
             a ``RayReplayBuffer``, so it must be picklable).
         split_trajs: yield ``split_trajectories(batch)`` (not with a ``replay_buffer``).
+        timeout: seconds an actor may take to deliver one batch, counted from
+            the request (and to answer ``set_seed``, ``state_dict``,
+            ``load_state_dict``). The default, 300 s, is far above what a batch
+            usually takes, but a batch scales with ``frames_per_batch``: raise
+            it for large batches of a slow env. None waits forever (only by
+            explicit choice).
+        start_timeout: seconds the actors may take to start, and a restarted
+            actor to come back: Ray must find a node with the resources of
+            ``remote_config`` (``ray status`` shows pending requests), import
+            the modules and build the env. 300 s by default; None: forever.
 
     Raises:
         ImportError: ray is not installed.
         CollectorError: a bad argument, or an actor failed to build its collector.
+        CollectorTimeoutError: an actor gave no answer within ``start_timeout``
+            (raised by the constructor) or ``timeout`` (with no restart left).
 
     Example:
         >>> import ray
@@ -165,6 +183,8 @@ class RayCollector(DataCollectorBase):
         update_after_each_batch: bool = False,
         postproc: Callable[[TensorDict], TensorDict] | None = None,
         split_trajs: bool = False,
+        timeout: float | None = 300.0,
+        start_timeout: float | None = 300.0,
     ) -> None:
         ray = import_ray()
         fns = _env_fns(create_env_fns, num_collectors)
@@ -181,6 +201,11 @@ class RayCollector(DataCollectorBase):
             )
         if max_restarts < 0:
             raise CollectorError(f"RayCollector: max_restarts must be >= 0, got {max_restarts}")
+        for arg, value in (("timeout", timeout), ("start_timeout", start_timeout)):
+            if value is not None and not value > 0:
+                raise CollectorError(
+                    f"RayCollector: {arg} must be a positive number of seconds or None, got {value}"
+                )
         if replay_buffer is not None and split_trajs:
             raise CollectorError(
                 "RayCollector: split_trajs=True cannot be used with a replay_buffer"
@@ -189,6 +214,8 @@ class RayCollector(DataCollectorBase):
         self.sync = sync
         self.total_frames = total_frames
         self.max_restarts = max_restarts
+        self.timeout = timeout
+        self.start_timeout = start_timeout
         self.update_after_each_batch = update_after_each_batch
         self.postproc = postproc
         self.split_trajs = split_trajs
@@ -228,16 +255,20 @@ class RayCollector(DataCollectorBase):
         self._version = 0
         self._weights: list[Any] = [None]
         self._pending: dict[Any, int] = {}  # async: in-flight batch -> actor
+        self._clocks: dict[Any, tuple[float, float | None]] = {}  # in-flight: (sent, deadline)
+        self._hung: set[int] = set()  # actors killed for a timeout, their batch asked again
         self._launched = 0  # async: frames asked for so far
         try:
-            layouts = ray.get([actor.layout.remote() for actor in self._actors])
+            refs = [actor.layout.remote() for actor in self._actors]
+            layouts = self._get(refs, range(n), "create collector", start_timeout)
         except ray.exceptions.RayError as err:
             self.shutdown()
             raise CollectorError(
                 f"RayCollector: an actor could not build its collector: {_clean(err)}"
             ) from None
         self._actor_frames = [frames for frames, _, _, _ in layouts]
-        self._tokens: list[str] = [token for _, _, _, token in layouts]
+        # each actor's instance (None: unknown since Ray restarted it after a timeout)
+        self._tokens: list[str | None] = [token for _, _, _, token in layouts]
         env_sizes = [list(size) for _, size, _, _ in layouts]
         if sync and any(size != env_sizes[0] for size in env_sizes):
             self.shutdown()
@@ -265,19 +296,19 @@ class RayCollector(DataCollectorBase):
             >>> import ray
             >>> from torch import nn
             >>> from rlbricks.collectors import RayCollector
-            >>> from rlbricks.envs.testing import CountingEnv
+            >>> from rlbricks.envs.testing import NestedSpecEnv
             >>> from rlbricks.modules import TensorDictModule
             >>> _ = ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
             >>> linear = nn.Linear(1, 1)
-            >>> policy = TensorDictModule(linear, in_keys=["observation"], out_keys=["action"])
+            >>> policy = TensorDictModule(linear, in_keys=[("data", "step")], out_keys=["action"])
             >>> _ = nn.init.zeros_(linear.weight), nn.init.zeros_(linear.bias)
-            >>> with RayCollector(CountingEnv, policy, frames_per_batch=4,
+            >>> with RayCollector(NestedSpecEnv, policy, frames_per_batch=4,
             ...                   remote_config={"num_cpus": 0.5}) as collector:
             ...     before = collector.next()["next", "reward"].flatten().tolist()
             ...     _ = nn.init.constant_(linear.bias, 0.5)
             ...     collector.update_policy_weights_()
             ...     after = collector.next()["next", "reward"].flatten().tolist()
-            >>> before, after  # CountingEnv's reward is the action
+            >>> before, after  # NestedSpecEnv's reward is its (real-valued) action
             ([0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.5, 0.5])
         """
         if not isinstance(self.policy, nn.Module):
@@ -299,6 +330,8 @@ class RayCollector(DataCollectorBase):
     def _submit(self, k: int) -> Any:
         ref = self._actors[k].collect.remote(self._version, self._weights, self._next_ids[k])
         self._pending[ref] = k
+        now = time.monotonic()
+        self._clocks[ref] = (now, None if self.timeout is None else now + self.timeout)
         return ref
 
     def _launch(self, k: int) -> None:
@@ -311,15 +344,97 @@ class RayCollector(DataCollectorBase):
         """The next finished batch: ``(actor, batch or None, info)``; restarts failed actors."""
         ray = import_ray()
         while True:
-            [ref], _ = ray.wait(list(self._pending), num_returns=1)
+            remaining = self._check_deadlines()
+            ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=remaining)
+            if not ready:
+                continue  # a deadline passed: the check above handles it
+            [ref] = ready
             k = self._pending.pop(ref)
+            self._clocks.pop(ref, None)
             try:
                 batch, info = ray.get(ref)
             except ray.exceptions.RayError as err:
                 self._recover(k, err)
                 continue
+            self._hung.discard(k)
             self._next_ids[k] = info["next_id"]
             return k, batch, info
+
+    def _check_deadlines(self) -> float | None:
+        """Handle an actor past its deadline with no batch; else the seconds to the next deadline."""
+        ray = import_ray()
+        now = time.monotonic()
+        for ref, (sent, deadline) in sorted(self._clocks.items(), key=lambda item: item[1][0]):
+            if deadline is not None and deadline <= now:
+                done, _ = ray.wait([ref], num_returns=1, timeout=0)
+                if not done:
+                    self._time_out(self._pending[ref], ref, now - sent)
+        deadlines = [deadline for _, deadline in self._clocks.values() if deadline is not None]
+        return None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+
+    def _time_out(self, k: int, ref: Any, elapsed: float) -> None:
+        """Actor ``k`` did not deliver ``ref`` in time: kill it, and restart it or raise.
+
+        A restarted actor (Ray's ``max_restarts``) runs the batch again by
+        itself (``max_task_retries``), so ``ref`` stays pending, with a new
+        deadline that leaves it ``start_timeout`` to come back.
+        """
+        ray = import_ray()
+        if self.max_restarts and self._restarts[k] < self.max_restarts:
+            self._restarts[k] += 1
+            self._hung.add(k)
+            self._tokens[k] = None  # the next instance's token is not known yet
+            ray.kill(self._actors[k], no_restart=False)
+            now = time.monotonic()
+            if self.timeout is None or self.start_timeout is None:
+                self._clocks[ref] = (now, None)
+            else:
+                self._clocks[ref] = (now, now + self.start_timeout + self.timeout)
+            return
+        hint = f" (after {self._restarts[k]} restarts)" if self.max_restarts else ""
+        self._raise_timeout(k, "collect", elapsed, self.timeout, hint)
+
+    def _raise_timeout(
+        self, k: int, phase: str, elapsed: float, limit: float | None, hint: str = ""
+    ) -> NoReturn:
+        """Kill actor ``k`` and every other, raise :class:`CollectorTimeoutError`."""
+        ray = import_ray()
+        if ray.is_initialized():
+            ray.kill(self._actors[k], no_restart=True)
+        self.shutdown()
+        if phase in ("create collector", "restart"):
+            name = "start_timeout"
+            work = (
+                "starting an actor (Ray waiting for a node with the resources of remote_config, "
+                "see `ray status`; imports; building the env)"
+            )
+        else:
+            name = "timeout"
+            work = "one batch (a large frames_per_batch, a slow env or policy)"
+            if phase != "collect":
+                work = f"a {phase!r}"
+        restarts = (
+            "" if self.max_restarts else "; RayCollector(max_restarts=...) replaces hung actors"
+        )
+        raise CollectorTimeoutError(
+            f"RayCollector: actor {k} timed out during {phase!r}{hint}: no answer within "
+            f"{name}={limit} s (waited {elapsed:.1f} s). It was killed and the collector shut "
+            f"down. If {work} legitimately takes this long, raise RayCollector({name}=...); "
+            f"{name}=None waits forever{restarts}.",
+            worker=k,
+            phase=phase,
+            elapsed=elapsed,
+        )
+
+    def _get(self, refs: list[Any], actors: Sequence[int], phase: str, limit: float | None) -> Any:
+        """``ray.get(refs)`` (the answers of ``actors``), or a timeout error after ``limit`` s."""
+        ray = import_ray()
+        start = time.monotonic()
+        _, late = ray.wait(refs, num_returns=len(refs), timeout=limit)
+        if late:
+            k = actors[refs.index(late[0])]
+            self._raise_timeout(k, phase, time.monotonic() - start, limit)
+        return ray.get(refs)
 
     def _recover(self, k: int, err: Exception) -> None:
         """Restart actor ``k`` and ask for its batch again, or shut down and raise.
@@ -329,9 +444,17 @@ class RayCollector(DataCollectorBase):
         us means Ray gave up. An exception raised by the env or the policy
         leaves the actor alive: kill it so that Ray restarts it, wait for the
         new instance (tasks sent meanwhile could still reach the old one), and
-        ask it for the batch again.
+        ask it for the batch again. An actor killed for a timeout whose batch
+        Ray did not run again (``max_task_retries=0``) is awaited and asked again.
         """
         ray = import_ray()
+        hung = k in self._hung
+        self._hung.discard(k)
+        if hung and not isinstance(err, ray.exceptions.RayTaskError):
+            # killed for a timeout, and Ray did not run the batch again (max_task_retries=0)
+            self._tokens[k] = self._await_restart(k)
+            self._submit(k)
+            return
         if not self.max_restarts:
             self._fail(k, err, "; RayCollector(max_restarts=...) restarts failed actors")
         if not isinstance(err, ray.exceptions.RayTaskError):
@@ -339,26 +462,32 @@ class RayCollector(DataCollectorBase):
         if self._restarts[k] >= self.max_restarts:
             self._fail(k, err, f" (after {self._restarts[k]} restarts)")
         self._restarts[k] += 1
+        if self._tokens[k] is None:  # restarted after a timeout: learn which instance dies now
+            self._tokens[k] = self._get(
+                [self._actors[k].incarnation.remote()], [k], "restart", self.start_timeout
+            )[0]
         ray.kill(self._actors[k], no_restart=False)
         self._tokens[k] = self._await_restart(k)
         self._submit(k)
 
-    def _await_restart(self, k: int, timeout: float = 300.0) -> str:
-        """The token of actor ``k``'s new instance, once it answers."""
+    def _await_restart(self, k: int) -> str:
+        """The token of actor ``k``'s new instance, once it answers (within ``start_timeout``)."""
         ray = import_ray()
         old = self._tokens[k]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        start = time.monotonic()
+        limit = self.start_timeout
+        while limit is None or time.monotonic() - start < limit:
+            left = None if limit is None else max(0.0, limit - (time.monotonic() - start))
             try:
-                token: str = ray.get(self._actors[k].incarnation.remote(), timeout=timeout)
+                token: str | None = ray.get(self._actors[k].incarnation.remote(), timeout=left)
             except ray.exceptions.ActorDiedError as err:
                 self._fail(k, err, " and Ray could not restart it")
             except ray.exceptions.RayError:
                 token = old  # the old instance is going away, or the new one is not up yet
-            if token != old:
+            if token is not None and token != old:
                 return token
             time.sleep(0.05)
-        self._fail(k, TimeoutError(f"no answer within {timeout} s"), " and did not come back")
+        self._raise_timeout(k, "restart", time.monotonic() - start, limit)
 
     def _fail(self, k: int, err: BaseException, hint: str) -> NoReturn:
         """Shut down and raise the error of actor ``k``."""
@@ -446,9 +575,8 @@ class RayCollector(DataCollectorBase):
             >>> next_seed  # 2 actors of 2 sub-envs each: seeds 10, 11, 12, 13
             14
         """
-        ray = import_ray()
-        for actor in self._actors:
-            seed = ray.get(actor.set_seed.remote(seed))
+        for k, actor in enumerate(self._actors):
+            seed = self._get([actor.set_seed.remote(seed)], [k], "set_seed", self.timeout)[0]
         return seed
 
     def state_dict(self) -> dict[str, Any]:
@@ -466,9 +594,11 @@ class RayCollector(DataCollectorBase):
             >>> state["frames"], [s["frames"] for s in state["collectors"]]
             (2, [2])
         """
-        ray = import_ray()
         state = self._base_state()
-        state["collectors"] = ray.get([actor.state_dict.remote() for actor in self._actors])
+        refs = [actor.state_dict.remote() for actor in self._actors]
+        state["collectors"] = self._get(
+            refs, range(self.num_collectors), "state_dict", self.timeout
+        )
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -495,8 +625,8 @@ class RayCollector(DataCollectorBase):
                 f"RayCollector.load_state_dict: the state holds {len(states)} collectors, this "
                 f"RayCollector has {self.num_collectors} actors"
             )
-        ray = import_ray()
-        ray.get([a.load_state_dict.remote(s) for a, s in zip(self._actors, states)])
+        refs = [a.load_state_dict.remote(s) for a, s in zip(self._actors, states)]
+        self._get(refs, range(self.num_collectors), "load_state_dict", self.timeout)
         self._next_ids = [int(s["traj"]["next_id"]) for s in states]
         self._load_base_state(state)
         self._launched = self._frames + sum(self._actor_frames[k] for k in self._pending.values())
@@ -519,6 +649,7 @@ class RayCollector(DataCollectorBase):
             return
         self.is_shut_down = True
         self._pending.clear()
+        self._clocks.clear()
         ray = import_ray()
         if not ray.is_initialized():
             return

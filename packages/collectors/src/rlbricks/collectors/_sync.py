@@ -80,9 +80,17 @@ class SyncDataCollector(DataCollectorBase):
         postproc: applied to each batch before it is yielded (e.g. ``MultiStepTransform``).
         replay_buffer: extend this buffer with each batch and yield ``None``.
         return_same_td: write every batch into the same preallocated TensorDict.
+        validate_actions: set ``env.validate_actions`` (on the env given, or
+            built): False skips the check of the actions' values (bounds,
+            categories) at every step; their shape and dtype are always
+            checked. None (default) keeps the env's setting (True unless
+            changed), so a policy writing a bad action raises
+            :class:`~rlbricks.envs.ActionError` from :meth:`next`.
 
     Raises:
         CollectorError: a bad argument (the message says which and why).
+        ActionError: (from :meth:`next`) the policy wrote an action that does
+            not fit the env's action spec.
 
     Example:
         >>> import torch
@@ -116,6 +124,7 @@ class SyncDataCollector(DataCollectorBase):
         postproc: Callable[[TensorDict], TensorDict] | None = None,
         replay_buffer: Any = None,
         return_same_td: bool = False,
+        validate_actions: bool | None = None,
     ) -> None:
         name = type(self).__name__
         if max_frames_per_traj is not None and max_frames_per_traj < 1:
@@ -124,6 +133,8 @@ class SyncDataCollector(DataCollectorBase):
             raise CollectorError(f"{name}: split_trajs=True cannot be used with a replay_buffer")
         self.env, self._owns_env = make_env(create_env_fn, name)
         env = self.env
+        if validate_actions is not None:
+            env.validate_actions = validate_actions
         if env_device is not None and _device(env_device) != env.device:
             self._close_env()
             raise CollectorError(
@@ -328,6 +339,9 @@ class SyncDataCollector(DataCollectorBase):
     def state_dict(self) -> dict[str, Any]:
         """Frame counters, trajectory ids, the torch RNG state, the env's and policy's state.
 
+        With an env whose state is complete (``"exact"`` in its state), also
+        the root of the next step (``"root"``).
+
         Example:
             >>> from rlbricks.collectors import SyncDataCollector
             >>> from rlbricks.envs.testing import CountingEnv
@@ -340,12 +354,22 @@ class SyncDataCollector(DataCollectorBase):
         env_state = getattr(self.env, "state_dict", None)
         if callable(env_state):
             state["env"] = env_state()
+            if state["env"].get("exact") is True and self._root is not None:
+                # the env can continue its episodes: keep the step they are at
+                state["root"] = {"data": self._root.to_dict(),
+                                 "batch_size": list(self._root.batch_size)}  # fmt: skip
         if isinstance(self.policy, nn.Module):
             state["policy"] = self.policy.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict` (episodes restart with a reset).
+        """Restore a state saved by :meth:`state_dict`.
+
+        When the env saved its complete state (its ``state_dict()`` says
+        ``"exact": True``, e.g. a gymnasium ``SyncVectorEnv`` of classic-control
+        envs), the collector continues the saved episodes from the saved step,
+        so that a resumed run collects exactly what the uninterrupted one
+        would; otherwise the episodes restart with a reset.
 
         Example:
             >>> from rlbricks.collectors import SyncDataCollector
@@ -365,7 +389,12 @@ class SyncDataCollector(DataCollectorBase):
         if "policy" in state and isinstance(self.policy, nn.Module):
             self.policy.load_state_dict(state["policy"])
             self.update_policy_weights_()
+        root = state.get("root")
         self._root = None
+        if root is not None:  # the env's state is complete: continue the saved episodes
+            self._root = TensorDict.from_dict(
+                root["data"], batch_size=root["batch_size"], device=self.env_device
+            )
 
     def _close_env(self) -> None:
         if self._owns_env:

@@ -16,7 +16,9 @@ The worker answers each command with ``("ok", payload)`` or ``("error", (type
 name, message, formatted traceback))``; on start-up it sends one unprompted
 answer (the env's batch size and the worker's frames per batch). The parent
 waits on the pipes *and* the process sentinels, so a worker that dies is
-noticed at once instead of blocking the parent.
+noticed at once instead of blocking the parent, and each worker has a deadline:
+``start_timeout`` seconds from its start for its first answer, ``timeout``
+seconds from each command for the answer to it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import cast
 import torch
 
 from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorTimeoutError
 from rlbricks.collectors._sync import SyncDataCollector
 from rlbricks.collectors._trajectories import TRAJ_IDS
 from rlbricks.tensordict import NestedKey
@@ -162,16 +165,21 @@ def shutdown_workers(
     for proc in processes:
         proc.join(max(0.0, deadline - time.monotonic()))
     for proc in processes:
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(1.0)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(1.0)
+        _kill(proc)
     for conn in conns:
         conn.close()
     processes.clear()
     conns.clear()
+
+
+def _kill(proc: BaseProcess) -> None:
+    """Stop a worker that does not answer any more: terminate, then kill."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(1.0)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(1.0)
 
 
 def _exit_reason(proc: BaseProcess) -> str:
@@ -189,27 +197,43 @@ class WorkerPool:
 
     Every wait watches the pipes and the process sentinels together: an error
     answer or a dead worker raises :class:`CollectorError` at once (after
-    shutting every worker down), and so does a wait longer than ``timeout``.
-    Garbage collection of the pool (or interpreter exit) stops the workers.
+    shutting every worker down). A worker that misses its deadline (its first
+    answer ``start_timeout`` seconds after its start, any other answer
+    ``timeout`` seconds after its command was sent) is killed, the others are
+    shut down and :class:`CollectorTimeoutError` is raised. Garbage collection
+    of the pool (or interpreter exit) stops the workers.
 
     Args:
         owner: the collector's name, for error messages.
         ctx: the multiprocessing context.
         worker_args: the arguments of :func:`worker_main` after the two pipe ends,
             one tuple per worker.
-        timeout: seconds to wait for an answer (None: forever).
+        timeout: seconds to wait for the answer to a command (None: forever).
+        start_timeout: seconds to wait for a worker's first answer, once it
+            has built its collector (None: forever).
     """
 
     def __init__(
-        self, owner: str, ctx: Any, worker_args: Sequence[tuple[Any, ...]], timeout: float | None
+        self,
+        owner: str,
+        ctx: Any,
+        worker_args: Sequence[tuple[Any, ...]],
+        timeout: float | None,
+        start_timeout: float | None = None,
     ) -> None:
         self.owner = owner
         self.timeout = timeout
+        self.start_timeout = start_timeout
         self.procs: list[BaseProcess] = []
         self.conns: list[Connection] = []
         self.closed = False
         self._finalizer = weakref.finalize(self, shutdown_workers, self.procs, self.conns)
         num_workers = len(worker_args)
+        # per worker: when its pending command was sent, and its deadline (None: no limit)
+        started = time.monotonic()
+        self._sent = [started] * num_workers
+        self._deadlines = [None if start_timeout is None else started + start_timeout] * num_workers
+        self._starting = [True] * num_workers
         try:
             for i, args in enumerate(worker_args):
                 parent_conn, child_conn = ctx.Pipe()
@@ -244,6 +268,10 @@ class WorkerPool:
         """Send ``(command, arg)`` to worker ``index``."""
         if self.closed:
             raise CollectorError(f"{self.owner} is shut down: create a new one")
+        now = time.monotonic()
+        self._sent[index] = now
+        self._deadlines[index] = None if self.timeout is None else now + self.timeout
+        self._starting[index] = False
         try:
             self.conns[index].send((command, arg))
         except (BrokenPipeError, OSError):
@@ -274,12 +302,11 @@ class WorkerPool:
     def _wait_first(self, indices: Sequence[int], command: str) -> tuple[int, Any]:
         conns = {self.conns[i]: i for i in indices}
         sentinels = {self.procs[i].sentinel: i for i in indices}
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            remaining = self._check_deadlines(indices, command)
             ready = wait_any([*conns, *sentinels], timeout=remaining)
             if not ready:
-                self.fail(indices[0], command, f"no answer within timeout={self.timeout} s")
+                continue  # a deadline passed: the check above raises
             ready_conns = [
                 conns[cast(Connection, obj)] for obj in ready if not isinstance(obj, int)
             ]
@@ -297,6 +324,42 @@ class WorkerPool:
                 i = sentinels[cast(int, obj)]
                 if not self.conns[i].poll():
                     self.fail(i, command, self._death(i))
+
+    def _check_deadlines(self, indices: Sequence[int], command: str) -> float | None:
+        """Time out a worker past its deadline with no answer; else the seconds to the next one."""
+        now = time.monotonic()
+        deadlines = [(d, i) for i in indices if (d := self._deadlines[i]) is not None]
+        for deadline, i in sorted(deadlines):
+            if deadline <= now and not self.conns[i].poll() and self.procs[i].is_alive():
+                self.time_out(i, command)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines)[0] - now)
+
+    def time_out(self, index: int, command: str) -> NoReturn:
+        """Kill worker ``index``, shut the others down, raise :class:`CollectorTimeoutError`."""
+        elapsed = time.monotonic() - self._sent[index]
+        proc = self.procs[index]
+        pid = proc.pid
+        _kill(proc)
+        self.shutdown()
+        if self._starting[index]:
+            name, limit = "start_timeout", self.start_timeout
+            work = "starting a worker (spawning it, imports, building its env and collector)"
+        elif command == "collect":
+            name, limit = "timeout", self.timeout
+            work = "one batch (a large frames_per_batch, a slow env or policy)"
+        else:
+            name, limit, work = "timeout", self.timeout, f"a {command!r}"
+        raise CollectorTimeoutError(
+            f"{self.owner} worker {index} (pid {pid}) timed out during {command!r}: no answer "
+            f"within {name}={limit} s (waited {elapsed:.1f} s). It was killed and all workers "
+            f"were shut down; create a new {self.owner}. If {work} legitimately takes this "
+            f"long, raise {self.owner}({name}=...); {name}=None waits forever.",
+            worker=index,
+            phase=command,
+            elapsed=elapsed,
+        )
 
     def _death(self, index: int) -> str:
         proc = self.procs[index]

@@ -20,7 +20,10 @@ from rlbricks.envs._checks import check_env_specs
 from rlbricks.envs._checks import step_spec
 from rlbricks.envs._dm_control import DMControlEnv
 from rlbricks.envs._dm_control import DMControlWrapper
+from rlbricks.envs._errors import ActionError
 from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvStateWarning
+from rlbricks.envs._errors import EnvTimeoutError
 from rlbricks.envs._gym import GymEnv
 from rlbricks.envs._gym import GymWrapper
 from rlbricks.envs._gym_spaces import space_to_spec
@@ -29,11 +32,14 @@ from rlbricks.envs._rollout import rollout
 from rlbricks.envs._serial import SerialEnv
 from rlbricks.envs._step_mdp import step_mdp
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 __all__ = [
     "EnvBase",
     "EnvError",
+    "ActionError",
+    "EnvStateWarning",
+    "EnvTimeoutError",
     "step_mdp",
     "rollout",
     "check_env_specs",

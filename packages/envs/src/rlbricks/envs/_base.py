@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from rlbricks.envs._actions import ActionCheck
 from rlbricks.envs._errors import EnvError
 from rlbricks.envs._step_mdp import DONE_KEYS
 from rlbricks.envs._step_mdp import step_mdp
@@ -79,9 +80,19 @@ class EnvBase(abc.ABC):
       filled so that ``done = terminated | truncated``);
     * ``_set_seed(seed)``.
 
+    ``step`` checks ``tensordict["action"]`` against ``action_spec`` before
+    ``_step`` sees it and raises :class:`~rlbricks.envs.ActionError`: its shape
+    and dtype always (the shape exactly ``action_spec.shape``; the dtype of the
+    right kind: floating for a continuous spec, integer or bool for indices),
+    its values (bounds, categories, one-hot rows, masks) unless
+    ``validate_actions`` is False. See the envs guide, "Action checks".
+
     Args:
         batch_size: the env's batch shape (``()`` for a single env).
         device: where the env's tensors live.
+        validate_actions: check the action's values too (the default); False
+            skips them in hot loops (shape and dtype stay checked). Also an
+            attribute: ``env.validate_actions = False``.
 
     Example:
         >>> import torch
@@ -107,9 +118,15 @@ class EnvBase(abc.ABC):
         >>> td = env.rollout(5, policy=lambda td: td.set("action", torch.ones(1)))
         >>> td.batch_size, td["next", "observation"][:, 0].tolist()
         (torch.Size([4]), [1.0, 2.0, 3.0, 4.0])
+        >>> env.step(env.reset().set("action", torch.full((1,), 5.0)))  # outside [-1, 1]
+        Traceback (most recent call last):
+            ...
+        rlbricks.envs._errors.ActionError: Drift.step: the action 'action' is not in the env's action spec Bounded(shape=[1], dtype=torch.float32, device=cpu, low=-1.0, high=1.0): 1 of 1 values not in [-1.0, 1.0] (min 5.0, max 5.0); first at index (0,): 5.0. Fix the policy's output: clamp it into the bounds (action_spec.project(action) clamps; a tanh-squashed distribution such as TanhNormal stays inside); or pass validate_actions=False to the env (or the collector) to skip value checks.
     """
 
-    def __init__(self, *, batch_size: Any = (), device: DeviceLike = None) -> None:
+    def __init__(
+        self, *, batch_size: Any = (), device: DeviceLike = None, validate_actions: bool = True
+    ) -> None:
         self._batch_size = torch.Size(batch_size)
         self._device = torch.device(device) if device is not None else torch.device("cpu")
         bs = self._batch_size
@@ -118,6 +135,8 @@ class EnvBase(abc.ABC):
         self._reward_spec: TensorSpec[Any] = Unbounded(shape=(*bs, 1), device=self._device)
         self._done_spec = done_spec_for(bs, self._device)
         self._state_spec = Composite(shape=bs)
+        self._validate_actions = bool(validate_actions)
+        self._action_check: ActionCheck | None = None
         self.is_closed = False
 
     # ------------------------------------------------------------------ #
@@ -140,6 +159,29 @@ class EnvBase(abc.ABC):
                 f"{type(self).__name__}.{name} has shape {tuple(spec.shape)}, which does not start "
                 f"with the env's batch_size {tuple(bs)}"
             )
+
+    @property
+    def validate_actions(self) -> bool:
+        """Whether ``step`` checks the action's values (bounds, categories, masks).
+
+        True by default. Set it to False to skip the value checks in a hot loop
+        once a policy is known to be correct; the shape and dtype of the
+        action are checked either way (they are nearly free).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.envs.testing import ContinuousActionEnv
+            >>> env = ContinuousActionEnv()  # actions in [-1, 1]
+            >>> env.validate_actions = False
+            >>> td = env.step(env.reset().set("action", torch.tensor([5.0, 0.0])))
+            >>> td["next", "observation"].tolist()  # not checked: applied as given
+            [5.0, 0.0]
+        """
+        return self._validate_actions
+
+    @validate_actions.setter
+    def validate_actions(self, value: bool) -> None:
+        self._validate_actions = bool(value)
 
     @property
     def observation_spec(self) -> Composite:
@@ -272,12 +314,19 @@ class EnvBase(abc.ABC):
     def step(self, tensordict: TensorDict) -> TensorDict:
         """Apply ``tensordict["action"]``; write the result under ``tensordict["next"]``.
 
-        Entries that the input already holds under ``"next"`` and that the
-        env does not produce are kept (e.g. the next recurrent state a policy
-        writes to ``("next", "recurrent_state")``); the env's outputs win.
+        The action is checked against ``action_spec`` first (see
+        :attr:`validate_actions`). Entries that the input already holds under
+        ``"next"`` and that the env does not produce are kept (e.g. the next
+        recurrent state a policy writes to ``("next", "recurrent_state")``);
+        the env's outputs win.
+
+        Raises:
+            ActionError: the action's shape or dtype does not fit the action
+                spec, or (with ``validate_actions``) a value is outside it.
         """
         if self.is_closed:
             raise EnvError(f"{type(self).__name__} is closed")
+        self.check_action(tensordict)
         nxt = self._step(tensordict)
         flags = nxt._tensordict
         if "done" not in flags or "terminated" not in flags or "truncated" not in flags:
@@ -298,6 +347,50 @@ class EnvBase(abc.ABC):
         else:
             tensordict.set("next", nxt)
         return tensordict
+
+    def check_action(self, tensordict: TensorDict, *, values: bool | None = None) -> None:
+        """Check ``tensordict["action"]`` against ``action_spec``, as ``step`` does.
+
+        Shape and dtype always; values too when ``values`` is True (None:
+        :attr:`validate_actions`). Nothing is checked when the env declares
+        no action spec or the input holds no ``"action"`` (``_step`` then
+        reports it). ``step`` calls it first; call it from a custom stepping
+        loop that bypasses ``step``, or override it (e.g. an env whose inner
+        env checks the values itself).
+
+        Raises:
+            ActionError: naming the key, the spec, what was received and the fix.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.envs import ActionError
+            >>> from rlbricks.envs.testing import CountingEnv
+            >>> env = CountingEnv()  # Categorical(2), shape [1]
+            >>> env.check_action(env.reset().set("action", torch.tensor([1])))  # fine
+            >>> try:
+            ...     env.check_action(env.reset().set("action", torch.tensor([1, 0, 1])))
+            ... except ActionError as err:
+            ...     print(err)  # doctest: +ELLIPSIS
+            CountingEnv.step: the action 'action' has shape [3] and dtype torch.int64, but the env's action spec Categorical(...) expects shape [1] (...). Fix the policy's output: ...
+        """
+        check = self._action_check
+        if check is None or check.spec is not self._action_spec:
+            check = self._action_checker()
+            if check is None:
+                return
+        action = tensordict.get("action", None)
+        if action is not None:
+            check.run(action, self.validate_actions if values is None else values, self)
+
+    def _action_checker(self) -> ActionCheck | None:
+        """The check of the current action spec (built once per spec), None without a spec."""
+        spec = self._action_spec
+        if spec is None:
+            return None
+        check = self._action_check
+        if check is None or check.spec is not spec:
+            check = self._action_check = ActionCheck(spec)
+        return check
 
     def step_and_maybe_reset(self, tensordict: TensorDict) -> tuple[TensorDict, TensorDict]:
         """``step``, then the root of the next step with finished sub-envs already reset.

@@ -39,6 +39,8 @@ from rlbricks.envs._gym_spaces import space_to_spec
 from rlbricks.envs._gym_spaces import space_value_to_tensor
 from rlbricks.envs._gym_spaces import tensor_to_space_value
 from rlbricks.envs._gym_spaces import torch_dtype
+from rlbricks.envs._gym_state import gym_state
+from rlbricks.envs._gym_state import restore_gym_state
 from rlbricks.specs import Bounded
 from rlbricks.specs import Composite
 from rlbricks.specs import TensorSpec
@@ -103,6 +105,9 @@ class GymWrapper(EnvBase):
             applied per sub-env: use ``GymEnv(..., num_envs=n, frame_skip=k)``.
         info_keys: info entries copied as tensors into the observation.
         device: device of the output tensors.
+        validate_actions: check the actions' values against the action spec
+            (the default; shape and dtype are always checked), see
+            :attr:`EnvBase.validate_actions`.
 
     Example:
         >>> import gymnasium as gym
@@ -124,11 +129,12 @@ class GymWrapper(EnvBase):
         frame_skip: int = 1,
         info_keys: Sequence[str] = (),
         device: DeviceLike = None,
+        validate_actions: bool = True,
     ) -> None:
         gym = _import_gym(type(self).__name__)
         self._vector = isinstance(env, gym.vector.VectorEnv)
         batch_size = (env.num_envs,) if self._vector else ()
-        super().__init__(batch_size=batch_size, device=device)
+        super().__init__(batch_size=batch_size, device=device, validate_actions=validate_actions)
         if frame_skip < 1:
             raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
         if pixels_only and not from_pixels:
@@ -438,6 +444,63 @@ class GymWrapper(EnvBase):
     def _set_seed(self, seed: int) -> None:
         self._seed = seed
         self.env.action_space.seed(seed)
+        # every space gymnasium exposes gets a generator from the seed (never OS entropy),
+        # so that the env's whole state (``state_dict``) repeats from run to run
+        spaces = ["observation_space"]
+        if self._vector:
+            spaces += ["single_action_space", "single_observation_space"]
+        for offset, name in enumerate(spaces, start=1):
+            getattr(self.env, name).seed(seed + offset)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The gymnasium env's state as plain data, for a checkpoint that resumes exactly.
+
+        Holds every layer's attributes (the unwrapped env's physics and
+        ``np_random``, wrapper counters such as ``TimeLimit``'s elapsed steps,
+        the spaces' generators; for a ``SyncVectorEnv`` every sub-env and the
+        vector env's own buffers), the seed of the next reset and the
+        observations of episodes gymnasium's same-step autoreset started.
+        ``"exact"`` is False when some attribute is not data (a Box2D world,
+        MuJoCo's ``MjData``, an ``AsyncVectorEnv``'s worker processes):
+        ``"unsaved"`` names them, and a collector then restarts the episodes.
+
+        Example:
+            >>> from rlbricks.envs import GymEnv
+            >>> env = GymEnv("CartPole-v1")
+            >>> _ = env.set_seed(0)
+            >>> _ = env.rollout(3)
+            >>> state = env.state_dict()
+            >>> state["exact"], state["gym"]["unsaved"]
+            (True, [])
+            >>> other = GymEnv("CartPole-v1")
+            >>> other.load_state_dict(state)
+            >>> bool((other.rand_step(env.reset().clone())["next", "observation"] == 0).all())
+            False
+        """
+        gym = _import_gym(type(self).__name__)
+        state = gym_state(self.env, gym)
+        return {
+            "gym": state,
+            "exact": not state["unsaved"],
+            "seed": self._seed,
+            "pending_mask": self._pending.mask,
+            "pending_observation": self._pending.observation,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` into this env, built the same way as the saved one.
+
+        Warns with :class:`~rlbricks.envs.EnvStateWarning` when the saved state
+        was incomplete (``state["exact"]`` False).
+
+        Raises:
+            EnvError: the env has other wrappers or another number of sub-envs.
+        """
+        gym = _import_gym(type(self).__name__)
+        restore_gym_state(self.env, state["gym"], gym)
+        self._seed = state["seed"]
+        self._pending.mask = state["pending_mask"]
+        self._pending.observation = state["pending_observation"]
 
     def close(self) -> None:
         """Close the gymnasium env (idempotent)."""
@@ -462,18 +525,25 @@ class GymEnv(GymWrapper):
         categorical_action_encoding: ``Discrete`` actions as indices.
         info_keys: info entries copied into the observation.
         device: device of the output tensors.
+        validate_actions: check the actions' values (bounds, categories) too;
+            False skips them (shape and dtype are always checked).
         **make_kwargs: forwarded to ``gymnasium.make`` (per sub-env for vector envs).
 
     Raises:
         ImportError: gymnasium is not installed (the message names the extra).
 
     Example:
+        >>> import torch
         >>> from rlbricks.envs import GymEnv
         >>> env = GymEnv("CartPole-v1", num_envs=2)
         >>> _ = env.set_seed(0)
         >>> td = env.rollout(10, break_when_any_done=False)
         >>> td.batch_size, td["next", "reward"].shape
         (torch.Size([2, 10]), torch.Size([2, 10, 1]))
+        >>> env.step(env.reset().set("action", torch.tensor([[0, 1], [1, 1]])))
+        Traceback (most recent call last):
+            ...
+        rlbricks.envs._errors.ActionError: GymEnv.step: the action 'action' is not in the env's action spec OneHot(shape=[2, 2], dtype=torch.bool, device=cpu, n=2): 1 of 2 rows do not hold exactly one 1; first at index (1,): 2 ones. Fix the policy's output: write one-hot rows, exactly one 1 per row (OneHot.to_one_hot(index), or action_spec.project(scores)); or pass validate_actions=False to the env (or the collector) to skip value checks.
         >>> env.close()
     """
 
@@ -489,6 +559,7 @@ class GymEnv(GymWrapper):
         categorical_action_encoding: bool = False,
         info_keys: Sequence[str] = (),
         device: DeviceLike = None,
+        validate_actions: bool = True,
         **make_kwargs: Any,
     ) -> None:
         gym = _import_gym(type(self).__name__)
@@ -540,6 +611,7 @@ class GymEnv(GymWrapper):
                 frame_skip=skip,
                 info_keys=info_keys,
                 device=device,
+                validate_actions=validate_actions,
             )
         except BaseException:
             env.close()

@@ -11,10 +11,12 @@ become the ``"next"`` entries, without a per-step ``"next"`` TensorDict,
 ``step_mdp`` or merge.
 
 The result is the generic loop's (``step_and_maybe_reset`` step after step,
-then a stack): the same entries, values and episode boundaries; the tests
-compare the two on the same actions. Used by ``rollout(env, n, policy)`` and
-by collectors, for a plain :class:`GymWrapper` with a ``Box`` observation on
-the CPU; anything else takes the generic loop.
+then a stack): the same entries, values and episode boundaries, and the same
+action checks (:class:`~rlbricks.envs.ActionError` before gymnasium sees a
+bad action); the tests compare the two on the same actions. Used by
+``rollout(env, n, policy)`` and by collectors, for a plain
+:class:`GymWrapper` with a ``Box`` observation on the CPU; anything else
+takes the generic loop.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ def policy_rollout(
     convert = _action_converter(wrapper)
     if convert is None:
         return None
+    check = wrapper._action_checker()  # the checks of ``step``, on every action
+    run_check = None if check is None else check.run
+    validate = wrapper.validate_actions
     env = wrapper.env
     batch = wrapper._batch_size
     vector = wrapper._vector
@@ -112,6 +117,8 @@ def policy_rollout(
         action = td._tensordict.get("action")
         if action is None:
             raise EnvError("the policy did not write 'action' into the TensorDict it was given")
+        if run_check is not None:
+            run_check(action, validate, wrapper)
         obs, rew, term, trunc, info = env.step(convert(action))
         outputs.append(td)
         if vector:

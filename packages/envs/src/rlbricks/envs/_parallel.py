@@ -19,17 +19,22 @@ import torch
 from rlbricks.envs._base import DeviceLike
 from rlbricks.envs._base import EnvBase
 from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvTimeoutError
 from rlbricks.envs._serial import SPEC_NAMES
 from rlbricks.envs._serial import EnvFn
 from rlbricks.envs._serial import env_factories
 from rlbricks.envs._serial import leaf_keys
 from rlbricks.envs._serial import set_batched_specs
 from rlbricks.envs._worker import shutdown_workers
+from rlbricks.envs._worker import stop_process
 from rlbricks.envs._worker import worker_main
 from rlbricks.specs import TensorSpec
 from rlbricks.tensordict import TensorDict
 
 __all__ = ["ParallelEnv"]
+
+# the phases of start-up: they wait up to start_timeout, every other command up to timeout
+_START_UP = ("create env", "share buffers")
 
 
 def _shared_zeros(td: TensorDict) -> tuple[TensorDict, dict[Any, torch.Tensor]]:
@@ -41,6 +46,11 @@ def _shared_zeros(td: TensorDict) -> tuple[TensorDict, dict[Any, torch.Tensor]]:
         out.set(key, buf)
         leaves[key] = buf
     return out, leaves
+
+
+def _check_timeout(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"ParallelEnv: {name} must be a positive number of seconds or None")
 
 
 def _exit_reason(proc: BaseProcess) -> str:
@@ -65,10 +75,17 @@ class ParallelEnv(EnvBase):
     Failures are never silent and never hang: an exception in a worker is
     raised in the parent as :class:`~rlbricks.envs.EnvError` carrying the
     worker index and its traceback, and a worker that dies (killed, segfault)
-    is detected as soon as its process exits. Either way the remaining workers
-    are shut down and the env is closed. ``close()``, garbage collection and
-    interpreter exit all stop the workers (graceful close, then terminate,
-    then kill).
+    is detected as soon as its process exits. A worker that gives no answer
+    within ``timeout`` seconds (``start_timeout`` while it starts) is killed
+    and :class:`~rlbricks.envs.EnvTimeoutError` names it, the phase and the
+    time waited. Either way the remaining workers are shut down and the env
+    is closed. ``close()``, garbage collection and interpreter exit all stop
+    the workers (graceful close, then terminate, then kill).
+
+    Actions are checked here, in the parent, before they are written into the
+    shared buffer (a wrong shape would otherwise be broadcast into it): a bad
+    action raises :class:`~rlbricks.envs.ActionError` and leaves the workers
+    and the env as they were. The workers' envs do not check the values again.
 
     Args:
         num_workers: the number of sub-envs (and worker processes).
@@ -83,13 +100,24 @@ class ParallelEnv(EnvBase):
             threads (CUDA, OpenMP pools, loggers) can deadlock the child. Fork
             starts faster and accepts lambdas; pick it knowingly.
         device: device of the outputs (the shared buffers live on the CPU).
-        timeout: seconds to wait for a worker's answer before giving up (a
-            worker stuck in its simulator); None waits forever. Dead workers
-            are detected at once whatever the timeout.
+        timeout: seconds to wait for the workers' answer to a ``step``,
+            ``reset``, ``set_seed`` or attribute query before giving up (a
+            worker stuck in its simulator). One step of one env rarely takes a
+            second, so the default of 60 s only fires on a hang; raise it for
+            an env whose reset legitimately takes longer. None waits forever
+            (only by explicit choice). Dead workers are detected at once
+            whatever the timeout.
+        start_timeout: seconds to wait for each worker to start (spawn the
+            process, import the modules, build the env, map the shared
+            buffers), which can be much slower than a step: 300 s by default;
+            None waits forever.
 
     Raises:
         EnvError: a worker failed to create its env, or the sub-envs disagree
             on their specs.
+        EnvTimeoutError: a worker gave no answer within ``start_timeout``
+            (raised by the constructor) or ``timeout`` (raised by ``step``,
+            ``reset``, ...). The message says which to raise.
 
     Example:
         >>> from rlbricks.envs import ParallelEnv
@@ -101,6 +129,18 @@ class ParallelEnv(EnvBase):
         [[1.0, 2.0, 1.0], [1.0, 2.0, 1.0]]
         >>> seeds
         (9, [7, 8])
+
+        A worker that hangs is killed and reported (here ``HangingEnv``'s third
+        step sleeps forever):
+
+        >>> from rlbricks.envs import EnvTimeoutError
+        >>> from rlbricks.envs.testing import HangingEnv
+        >>> env = ParallelEnv(2, HangingEnv, create_env_kwargs={"hang_after": 2}, timeout=1.0)
+        >>> try:
+        ...     env.rollout(5)
+        ... except EnvTimeoutError as err:
+        ...     print(err.phase, env.is_closed, env.worker_pids)
+        step True []
     """
 
     def __init__(
@@ -111,16 +151,21 @@ class ParallelEnv(EnvBase):
         create_env_kwargs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
         mp_start_method: str | None = None,
         device: DeviceLike = None,
-        timeout: float | None = 120.0,
+        timeout: float | None = 60.0,
+        start_timeout: float | None = 300.0,
     ) -> None:
         factories = env_factories("ParallelEnv", num_workers, create_env_fn, create_env_kwargs)
+        _check_timeout("timeout", timeout)
+        _check_timeout("start_timeout", start_timeout)
         super().__init__(batch_size=(num_workers,), device=device)
         self.is_closed = True  # until the workers are up
         self.timeout = timeout
+        self.start_timeout = start_timeout
         self._procs: list[BaseProcess] = []
         self._conns: list[Connection] = []
         self._finalizer = weakref.finalize(self, shutdown_workers, self._procs, self._conns)
         ctx: Any = mp.get_context(mp_start_method or "spawn")
+        self._started = time.monotonic()
         try:
             for i, (fn, kwargs) in enumerate(factories):
                 parent_conn, child_conn = ctx.Pipe()
@@ -195,6 +240,8 @@ class ParallelEnv(EnvBase):
         """
         if self.is_closed:
             raise EnvError("ParallelEnv is closed: create a new one")
+        # the workers answer "create env" unprompted once started
+        sent = self._started if command == "create env" else time.monotonic()
         wire = {"create env": None, "share buffers": "buffers"}.get(command, command)
         if wire is not None:
             for i in indices:
@@ -203,7 +250,7 @@ class ParallelEnv(EnvBase):
                 except (BrokenPipeError, OSError):
                     self._fail(i, command, self._death(i))
         try:
-            return self._collect(command, indices)
+            return self._collect(command, indices, sent)
         except BaseException:
             # interrupted (Ctrl-C, alarm) while workers were busy: their late answers would
             # desynchronise the pipes, so the env cannot be used any more
@@ -211,17 +258,17 @@ class ParallelEnv(EnvBase):
                 self.close()
             raise
 
-    def _collect(self, command: str, indices: Sequence[int]) -> list[Any]:
+    def _collect(self, command: str, indices: Sequence[int], sent: float) -> list[Any]:
         pending = {self._conns[i]: i for i in indices}
         sentinels = {self._procs[i].sentinel: i for i in indices}
         answers: dict[int, Any] = {}
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        limit = self.start_timeout if command in _START_UP else self.timeout
+        deadline = None if limit is None else sent + limit
         while pending:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready = wait_any([*pending, *sentinels], timeout=remaining)
             if not ready:
-                i = next(iter(pending.values()))
-                self._fail(i, command, f"no answer within timeout={self.timeout} s")
+                self._time_out(sorted(pending.values()), command, sent)
             for obj in ready:
                 if isinstance(obj, int):  # a process exited
                     i = sentinels.pop(obj)
@@ -245,6 +292,30 @@ class ParallelEnv(EnvBase):
         proc = self._procs[index]
         proc.join(1.0)
         return f"the worker process (pid {proc.pid}) died ({_exit_reason(proc)})"
+
+    def _time_out(self, indices: list[int], command: str, sent: float) -> NoReturn:
+        """Kill the workers ``indices`` that gave no answer, close, raise :class:`EnvTimeoutError`."""
+        elapsed = time.monotonic() - sent
+        who = ", ".join(f"{i} (pid {self._procs[i].pid})" for i in indices)
+        for i in indices:
+            stop_process(self._procs[i])
+        self.close()
+        if command in _START_UP:
+            name, limit = "start_timeout", self.start_timeout
+            work = "starting a worker (spawning it, imports, building the env)"
+        else:
+            name, limit, work = "timeout", self.timeout, f"a {command!r} of the env"
+        several = len(indices) > 1
+        raise EnvTimeoutError(
+            f"ParallelEnv worker{'s' if several else ''} {who} timed out during {command!r}: "
+            f"no answer within {name}={limit} s (waited {elapsed:.1f} s). "
+            f"{'They were' if several else 'It was'} killed and all workers were shut down; "
+            f"create a new ParallelEnv. If {work} legitimately takes this long, raise "
+            f"ParallelEnv({name}=...); {name}=None waits forever.",
+            worker=indices[0],
+            phase=command,
+            elapsed=elapsed,
+        )
 
     def _fail(self, index: int, command: str, reason: str) -> NoReturn:
         self.close()

@@ -118,6 +118,11 @@ class SerialEnv(EnvBase):
     ``seed + num_workers``. Use it to debug what :class:`ParallelEnv` runs in
     worker processes: both give the same results for the same seeds.
 
+    Actions are checked once, here, against the batched action spec (see
+    :meth:`EnvBase.check_action`): the sub-envs' own value checks are turned
+    off (their ``validate_actions`` is False), so ``env.validate_actions``
+    alone decides whether values are checked.
+
     Args:
         num_workers: the number of sub-envs.
         create_env_fn: a callable returning an unbatched env, or a list of
@@ -168,6 +173,8 @@ class SerialEnv(EnvBase):
             batch_size=(num_workers,), device=device if device is not None else envs[0].device
         )
         self.envs = envs
+        for sub in envs:  # values are checked once, on the batched action (shape/dtype stay)
+            sub.validate_actions = False
         set_batched_specs(self, sub_env_specs(envs[0]), num_workers, device)
         self._input_keys = ["action", *leaf_keys(envs[0].state_spec)]
         self._state_keys = self._input_keys[1:]

@@ -27,7 +27,7 @@ from rlbricks.envs._serial import check_sub_env
 from rlbricks.envs._serial import sub_env_specs
 from rlbricks.tensordict import TensorDict
 
-__all__ = ["shutdown_workers", "worker_main"]
+__all__ = ["shutdown_workers", "stop_process", "worker_main"]
 
 Rows = list[tuple[Any, torch.Tensor]]
 
@@ -71,6 +71,7 @@ def worker_main(
     try:
         env = create_env_fn(**create_env_kwargs)
         check_sub_env("ParallelEnv", index, env)
+        env.validate_actions = False  # the parent checks the batched action's values once
         conn.send(("ok", sub_env_specs(env)))
     except BaseException as err:
         conn.send(("error", _describe(err)))
@@ -132,13 +133,18 @@ def shutdown_workers(
     for proc in processes:
         proc.join(max(0.0, deadline - time.monotonic()))
     for proc in processes:
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(1.0)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(1.0)
+        stop_process(proc)
     for conn in conns:
         conn.close()
     processes.clear()
     conns.clear()
+
+
+def stop_process(proc: BaseProcess) -> None:
+    """Stop a worker that does not answer any more: terminate, then kill."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(1.0)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(1.0)

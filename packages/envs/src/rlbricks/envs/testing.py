@@ -4,6 +4,7 @@
 * ``NestedSpecEnv`` — nested observation keys (``("data", "states")``).
 * ``ContinuousActionEnv`` — a point moved by a bounded 2-d action.
 * ``CrashingEnv`` — a ``CountingEnv`` whose ``_step`` raises after ``crash_after`` steps.
+* ``HangingEnv`` — a ``CountingEnv`` whose ``_step`` hangs after ``hang_after`` steps.
 
 All of them take ``batch_size=`` (and reset sub-envs selectively with
 ``"_reset"``), so batched code paths can be tested without a simulator.
@@ -11,6 +12,7 @@ All of them take ``batch_size=`` (and reset sub-envs selectively with
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -23,7 +25,7 @@ from rlbricks.specs import Composite
 from rlbricks.specs import Unbounded
 from rlbricks.tensordict import TensorDict
 
-__all__ = ["ContinuousActionEnv", "CountingEnv", "CrashingEnv", "NestedSpecEnv"]
+__all__ = ["ContinuousActionEnv", "CountingEnv", "CrashingEnv", "HangingEnv", "NestedSpecEnv"]
 
 
 class _Counter(EnvBase):
@@ -126,6 +128,55 @@ class CrashingEnv(CountingEnv):
     def _step(self, tensordict: TensorDict) -> TensorDict:
         if self.steps_done >= self.crash_after:
             raise RuntimeError(f"CrashingEnv: planned crash after {self.crash_after} steps")
+        self.steps_done += 1
+        return super()._step(tensordict)
+
+
+class HangingEnv(CountingEnv):
+    """A ``CountingEnv`` whose step number ``hang_after + 1`` hangs (a simulator that never answers).
+
+    That step sleeps ``hang_for`` seconds, or forever when ``hang_for`` is None
+    (the default); every other step is immediate. Steps are counted across
+    resets. Use it to test timeouts of worker processes (``ParallelEnv``, the
+    multiprocess collectors): the parent must raise, kill the worker and go on.
+
+    Args:
+        hang_after: the number of steps that run normally first.
+        hang_for: how long the hanging step sleeps; None: forever.
+        max_steps: episode length (as ``CountingEnv``).
+        batch_size: batch shape of the env.
+        device: device of its tensors.
+
+    Example:
+        >>> import time
+        >>> from rlbricks.envs.testing import HangingEnv
+        >>> env = HangingEnv(hang_after=1, hang_for=0.2)
+        >>> _ = env.rand_step()  # immediate
+        >>> start = time.monotonic()
+        >>> _ = env.rand_step()  # sleeps 0.2 s (with hang_for=None: forever)
+        >>> time.monotonic() - start >= 0.2
+        True
+    """
+
+    def __init__(
+        self,
+        hang_after: int = 2,
+        hang_for: float | None = None,
+        max_steps: int = 100,
+        batch_size: Any = (),
+        device: DeviceLike = None,
+    ) -> None:
+        super().__init__(max_steps=max_steps, batch_size=batch_size, device=device)
+        self.hang_after = hang_after
+        self.hang_for = hang_for
+        self.steps_done = 0
+
+    def _step(self, tensordict: TensorDict) -> TensorDict:
+        if self.steps_done == self.hang_after:
+            if self.hang_for is None:
+                while True:  # until the process is killed
+                    time.sleep(3600)
+            time.sleep(self.hang_for)
         self.steps_done += 1
         return super()._step(tensordict)
 

@@ -50,7 +50,7 @@ from rlbricks.transforms._vecnorm import VecNorm
 
 # --- end part B ---
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 __all__ = [
     # base

@@ -14,6 +14,8 @@ from rlbricks.transforms._errors import TransformError
 
 __all__ = ["TransformedEnv"]
 
+_BASE, _EXACT = "base_env", "exact"  # the base env's entries in state_dict()
+
 
 class TransformedEnv(EnvBase):
     """An env seen through a transform: specs, resets and steps are rewritten on the way.
@@ -40,6 +42,15 @@ class TransformedEnv(EnvBase):
     Attribute lookups that fail on the TransformedEnv go to the base env
     (``env.num_workers``, ``env.sub_env_attr(...)``).
 
+    Actions are checked in two places. ``step`` checks the shape and dtype
+    of ``"action"`` against the transformed ``action_spec`` (what the policy
+    must write); the values are checked by ``base_env.step``, after the
+    inverse transforms, against the base env's spec: what reaches the
+    simulator. A transform may accept actions outside its own spec on purpose
+    (``ClipTransform(in_keys_inv=["action"])`` clamps them), and without an
+    action transform the two checks would be the same one twice.
+    ``validate_actions`` is the base env's: setting it on either sets both.
+
     Args:
         env: the base env.
         transform: a transform (wrapped into a :class:`Compose`), a Compose
@@ -65,7 +76,9 @@ class TransformedEnv(EnvBase):
     def __init__(self, env: EnvBase, transform: Transform | None = None) -> None:
         if not isinstance(env, EnvBase):
             raise TypeError(f"TransformedEnv wraps an EnvBase, got {type(env).__name__}")
-        super().__init__(batch_size=env.batch_size, device=env.device)
+        super().__init__(
+            batch_size=env.batch_size, device=env.device, validate_actions=env.validate_actions
+        )
         self.base_env = env
         self._is_view = False
         if transform is None:
@@ -97,6 +110,46 @@ class TransformedEnv(EnvBase):
     # ------------------------------------------------------------------ #
     # specs
     # ------------------------------------------------------------------ #
+    @property
+    def validate_actions(self) -> bool:
+        """Whether actions' values are checked: the base env's setting, shared.
+
+        Example:
+            >>> from rlbricks.envs.testing import CountingEnv
+            >>> from rlbricks.transforms import StepCounter, TransformedEnv
+            >>> env = TransformedEnv(CountingEnv(), StepCounter())
+            >>> env.validate_actions = False
+            >>> env.base_env.validate_actions
+            False
+        """
+        return self.base_env.validate_actions
+
+    @validate_actions.setter
+    def validate_actions(self, value: bool) -> None:
+        self.base_env.validate_actions = value
+
+    def check_action(self, tensordict: TensorDict, *, values: bool | None = None) -> None:
+        """Shape and dtype of ``"action"`` against the transformed ``action_spec``.
+
+        The values are left to ``base_env.step`` (after the inverse
+        transforms): see the class docstring.
+
+        Raises:
+            ActionError: the action's shape or dtype does not fit ``action_spec``.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.envs.testing import ContinuousActionEnv
+            >>> from rlbricks.transforms import ClipTransform, TransformedEnv
+            >>> env = TransformedEnv(ContinuousActionEnv(), ClipTransform(
+            ...     -0.5, 0.5, in_keys=[], in_keys_inv=["action"]))
+            >>> td = env.reset().set("action", torch.tensor([3.0, 0.0]))
+            >>> env.check_action(td)  # clamped on the way: the base env gets 0.5
+            >>> env.step(td)["next", "observation"].tolist()
+            [0.5, 0.0]
+        """
+        super().check_action(tensordict, values=False)
+
     def _rebuild(self) -> None:
         """Recompute the specs from the base env's specs through the transforms."""
         specs = self.transform.transform_env_specs(EnvSpecs.from_env(self.base_env))
@@ -208,6 +261,10 @@ class TransformedEnv(EnvBase):
     def state_dict(self) -> dict[str, Any]:
         """The transforms' state (``transform.state_dict()``: buffers such as statistics).
 
+        When the base env has a ``state_dict`` (e.g. a gymnasium env), its
+        state is included under ``"base_env"`` and ``"exact"`` repeats whether
+        it is complete, so that a collector can continue the saved episodes.
+
         Example:
             >>> from rlbricks.envs.testing import CountingEnv
             >>> from rlbricks.transforms import RewardScaling, TransformedEnv
@@ -215,10 +272,16 @@ class TransformedEnv(EnvBase):
             >>> sorted(env.state_dict())
             ['transforms.0.loc', 'transforms.0.scale']
         """
-        return dict(self.transform.state_dict())
+        state = dict(self.transform.state_dict())
+        base_state = getattr(self.base_env, "state_dict", None)
+        if callable(base_state):
+            base = base_state()
+            state[_BASE] = base
+            state[_EXACT] = bool(base.get(_EXACT, False))
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load the transforms' state saved by :meth:`state_dict`.
+        """Load the transforms' state (and the base env's) saved by :meth:`state_dict`.
 
         Example:
             >>> from rlbricks.envs.testing import CountingEnv
@@ -229,7 +292,10 @@ class TransformedEnv(EnvBase):
             >>> b.transform[0].scale
             tensor(2.)
         """
-        self.transform.load_state_dict(state_dict)
+        own = {k: v for k, v in state_dict.items() if k not in (_BASE, _EXACT)}
+        self.transform.load_state_dict(own)
+        if _BASE in state_dict:
+            self.base_env.load_state_dict(state_dict[_BASE])  # type: ignore[attr-defined]
 
     def __getattr__(self, name: str) -> Any:
         # only called when normal lookup fails: forward public names to the base env
