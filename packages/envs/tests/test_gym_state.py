@@ -127,3 +127,25 @@ def test_an_env_built_differently_is_refused() -> None:
         GymEnv("CartPole-v1", num_envs=3).load_state_dict(
             GymEnv("CartPole-v1", num_envs=2).state_dict()
         )
+
+
+@pytest.mark.parametrize("num_envs", [None, 2])
+def test_mujoco_envs_continue_exactly(
+    num_envs: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MjData: every array field (derived quantities included) and the time are saved
+    pytest.importorskip("mujoco")
+    monkeypatch.setenv("MUJOCO_GL", "disable")
+    env = GymEnv("HalfCheetah-v5", num_envs=num_envs)
+    env.set_seed(0)
+    _, root = play(env, env.reset(), 30, seed=1)
+    state = env.state_dict()
+    assert state["exact"] is True, state["gym"]["unsaved"]
+    assert_plain_data(state)
+    fresh = GymEnv("HalfCheetah-v5", num_envs=num_envs)
+    fresh.set_seed(5)
+    fresh.reset()
+    fresh.load_state_dict(state)
+    expected, _ = play(env, root.clone(), 40, seed=2)
+    got, _ = play(fresh, root.clone(), 40, seed=2)
+    assert_same(expected, got)

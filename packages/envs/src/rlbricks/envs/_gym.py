@@ -459,10 +459,11 @@ class GymWrapper(EnvBase):
         ``np_random``, wrapper counters such as ``TimeLimit``'s elapsed steps,
         the spaces' generators; for a ``SyncVectorEnv`` every sub-env and the
         vector env's own buffers), the seed of the next reset and the
-        observations of episodes gymnasium's same-step autoreset started.
+        observations of episodes gymnasium's same-step autoreset started;
+        MuJoCo's ``MjData`` as all of its array fields and its time.
         ``"exact"`` is False when some attribute is not data (a Box2D world,
-        MuJoCo's ``MjData``, an ``AsyncVectorEnv``'s worker processes):
-        ``"unsaved"`` names them, and a collector then restarts the episodes.
+        an ``AsyncVectorEnv``'s worker processes): ``"unsaved"`` names them,
+        and a collector then restarts the episodes.
 
         Example:
             >>> from rlbricks.envs import GymEnv

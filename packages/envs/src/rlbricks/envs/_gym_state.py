@@ -17,9 +17,11 @@ spaces and, for a ``SyncVectorEnv``, its buffers and autoreset flags.
 * code (functions, classes, modules), enums, the registry's ``EnvSpec``,
   ``MjModel`` and rendering objects (pygame, gymnasium's MuJoCo renderer) are
   constant or do not decide the next step: they are left alone;
+* MuJoCo's ``MjData`` is saved as every one of its array fields (positions,
+  velocities, activations, warm-start accelerations, contacts, derived
+  quantities) and its time, and written back in place;
 * anything else is listed under ``"unsaved"``: an env holding such state
-  (a Box2D world, MuJoCo's ``MjData``, a process-backed vector env) cannot be
-  resumed exactly, and :func:`restore_gym_state` warns with
+  (a Box2D world, a process-backed vector env) cannot be resumed exactly, and :func:`restore_gym_state` warns with
   :class:`~rlbricks.envs.EnvStateWarning` naming those attributes.
 
 :func:`restore_gym_state` writes the values back into an env built the same
@@ -62,6 +64,11 @@ def _is_constant(value: Any) -> bool:
     return cls.__name__ in _SKIP_NAMES or cls.__module__.startswith(_SKIP_MODULES)
 
 
+def _is_mjdata(value: Any) -> bool:
+    cls = type(value)
+    return cls.__name__ == "MjData" and cls.__module__.startswith("mujoco")
+
+
 def _encode(value: Any, spaces: type) -> Any:
     """``value`` as tagged data; raises ``_Unsaved`` for what is not data."""
     if _is_constant(value):  # e.g. an enum in a metadata dict: the current value stays
@@ -81,6 +88,13 @@ def _encode(value: Any, spaces: type) -> Any:
         return {"kind": "random_state", "state": value.get_state()}
     if isinstance(value, spaces):
         return {"kind": "space", "attrs": _attrs(value, spaces, skip=())}
+    if _is_mjdata(value):  # MuJoCo's simulation state: every array field and the time
+        arrays = {
+            name: np.array(field, copy=True)
+            for name in dir(value)
+            if not name.startswith("_") and isinstance(field := getattr(value, name), np.ndarray)
+        }
+        return {"kind": "mjdata", "arrays": arrays, "time": float(value.time)}
     if isinstance(value, collections.deque):
         return {"kind": "deque", "maxlen": value.maxlen,
                 "items": [_encode(v, spaces) for v in value]}  # fmt: skip
@@ -123,6 +137,15 @@ def _decode(tree: dict[str, Any], current: Any) -> Any:
         if current is None:
             raise EnvError("the env differs from the saved one: a space is missing")
         _restore_attrs(current, tree["attrs"], "space")
+        return current
+    if kind == "mjdata":
+        if not _is_mjdata(current):
+            raise EnvError("the env differs from the saved one: it has no MuJoCo MjData here")
+        for name, array in tree["arrays"].items():
+            field = getattr(current, name, None)
+            if isinstance(field, np.ndarray) and field.shape == array.shape and field.size:
+                field[...] = array  # in place: MuJoCo owns the memory
+        current.time = tree["time"]
         return current
     if kind == "deque":
         return collections.deque((_decode(v, None) for v in tree["items"]), tree["maxlen"])
