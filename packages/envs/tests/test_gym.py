@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -266,6 +267,61 @@ def test_async_smoke() -> None:
         assert td.batch_size == (2, 20)
     finally:
         env.close()
+
+
+class _SlowCartPole(gym.Wrapper):  # type: ignore[misc]
+    """CartPole whose step sleeps ``pause`` seconds when its position is set to hang."""
+
+    def __init__(self, env: Any, pause: float) -> None:
+        super().__init__(env)
+        self.pause = pause
+        self.steps = 0
+
+    def step(self, action: Any) -> Any:
+        self.steps += 1
+        if self.steps == 3:
+            import time
+
+            time.sleep(self.pause)
+        return self.env.step(action)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_async_workers_that_hang_are_killed_and_named() -> None:
+    from rlbricks.envs import EnvTimeoutError
+
+    gym.register("rlbricks-test/SlowCartPole-v0",
+                 entry_point=lambda **kw: _SlowCartPole(gym.make("CartPole-v1"), pause=3600.0))  # fmt: skip
+    env = GymEnv("rlbricks-test/SlowCartPole-v0", num_envs=2, vectorization_mode="async",
+                 timeout=1.0)  # fmt: skip
+    assert env.env.timeout == 1.0
+    pids = [p.pid for p in env.env.processes]
+    env.reset()
+    with pytest.raises(EnvTimeoutError, match=r"worker\(s\) 0 \(pid \d+\), 1 \(pid \d+\) timed "
+                       r"out during 'step'.*timeout=1.0 s.*GymEnv\(\.\.\., timeout=\.\.\.\)") as err:  # fmt: skip
+        env.rollout(5, break_when_any_done=False)
+    assert err.value.phase == "step"
+    assert err.value.elapsed is not None
+    assert err.value.elapsed >= 1.0
+    assert not any(_alive(pid) for pid in pids)  # killed and reaped
+    env.close()
+
+
+def test_async_default_timeout() -> None:
+    env = GymEnv("CartPole-v1", num_envs=2, vectorization_mode="async")
+    try:
+        assert env.env.timeout == 60.0
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="timeout must be a positive"):
+        GymEnv("CartPole-v1", num_envs=2, vectorization_mode="async", timeout=0)
 
 
 def test_wrapping_an_autoresetting_vector_env_is_refused() -> None:

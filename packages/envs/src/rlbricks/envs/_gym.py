@@ -21,6 +21,8 @@ the first one of the next: no observation is lost or shifted.
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import time
 import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -32,6 +34,7 @@ import torch
 from rlbricks.envs._base import DeviceLike
 from rlbricks.envs._base import EnvBase
 from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvTimeoutError
 from rlbricks.envs._gym_autoreset import PendingResets
 from rlbricks.envs._gym_spaces import action_converter
 from rlbricks.envs._gym_spaces import box_converter
@@ -72,6 +75,57 @@ def _frame_skip_wrapper(gym: Any, env: Any, frame_skip: int) -> Any:
             return obs, total, terminated, truncated, info
 
     return FrameSkip(env)
+
+
+_DEADLINE_CLASS: Any = None
+
+
+def _deadline_async_vector_env(gym: Any) -> Any:
+    """``AsyncVectorEnv`` whose ``step`` and ``reset`` give up after ``timeout`` seconds.
+
+    A sub-env worker that gives no answer in time is killed with the others
+    and :class:`~rlbricks.envs.EnvTimeoutError` names it (index and pid), the
+    phase and the time waited. Built on first use (gymnasium is imported lazily).
+    """
+    global _DEADLINE_CLASS
+    if _DEADLINE_CLASS is not None:
+        return _DEADLINE_CLASS
+
+    class DeadlineAsyncVectorEnv(gym.vector.AsyncVectorEnv):
+        def __init__(self, env_fns: Any, *, timeout: float | None, **kwargs: Any) -> None:
+            self.timeout = timeout
+            super().__init__(env_fns, **kwargs)
+
+        def step(self, actions: Any) -> Any:
+            self.step_async(actions)
+            return self._wait("step", self.step_wait)
+
+        def reset(self, *, seed: Any = None, options: Any = None) -> Any:
+            self.reset_async(seed=seed, options=options)
+            return self._wait("reset", self.reset_wait)
+
+        def _wait(self, phase: str, wait: Callable[..., Any]) -> Any:
+            start = time.monotonic()
+            try:
+                return wait(timeout=self.timeout)
+            except multiprocessing.TimeoutError:
+                elapsed = time.monotonic() - start
+                hung = [i for i, pipe in enumerate(self.parent_pipes) if not pipe.poll()]
+                who = ", ".join(f"{i} (pid {self.processes[i].pid})" for i in hung)
+                self.close(terminate=True)
+                raise EnvTimeoutError(
+                    f"GymEnv async sub-env worker(s) {who} timed out during {phase!r}: no "
+                    f"answer within timeout={self.timeout} s (waited {elapsed:.1f} s). Every "
+                    "worker was killed and the env closed; create a new GymEnv. If one "
+                    f"{phase} of this env legitimately takes this long, raise "
+                    "GymEnv(..., timeout=...); timeout=None waits forever.",
+                    worker=hung[0] if hung else None,
+                    phase=phase,
+                    elapsed=elapsed,
+                ) from None
+
+    _DEADLINE_CLASS = DeadlineAsyncVectorEnv
+    return DeadlineAsyncVectorEnv
 
 
 class GymWrapper(EnvBase):
@@ -520,6 +574,11 @@ class GymEnv(GymWrapper):
             (``batch_size=[num_envs]``); ``None`` builds a single env.
         vectorization_mode: ``"sync"`` (sub-envs in this process) or
             ``"async"`` (one worker process per sub-env).
+        timeout: with ``"async"``, seconds to wait for the workers' answer to
+            a ``step`` or ``reset`` (default 60); a worker that does not answer
+            in time is killed with the others and
+            :class:`~rlbricks.envs.EnvTimeoutError` names it, the phase and the
+            time waited. None waits forever.
         from_pixels: write ``"pixels"`` rendered with ``render_mode="rgb_array"``.
         pixels_only: drop the state observation.
         frame_skip: repeat each action (per sub-env for vector envs).
@@ -561,9 +620,12 @@ class GymEnv(GymWrapper):
         info_keys: Sequence[str] = (),
         device: DeviceLike = None,
         validate_actions: bool = True,
+        timeout: float | None = 60.0,
         **make_kwargs: Any,
     ) -> None:
         gym = _import_gym(type(self).__name__)
+        if timeout is not None and not timeout > 0:
+            raise ValueError("GymEnv: timeout must be a positive number of seconds or None")
         if env_id.startswith("ALE/"):
             try:
                 import ale_py
@@ -587,12 +649,22 @@ class GymEnv(GymWrapper):
             modes = gym.vector.AutoresetMode
             same_step = not (from_pixels or info_keys)
 
+            def sub_env() -> Any:
+                env = gym.make(env_id, **make_kwargs)
+                for wrap in wrappers:
+                    env = wrap(env)
+                return env
+
             def make(mode: Any) -> Any:
+                # copy=False: the wrapper copies the observations into its own tensors
+                if vectorization_mode == "async":  # worker processes: with deadlines
+                    return _deadline_async_vector_env(gym)(
+                        [sub_env] * num_envs, timeout=timeout, autoreset_mode=mode, copy=False
+                    )
                 return gym.make_vec(
                     env_id,
                     num_envs=num_envs,
                     vectorization_mode=vectorization_mode,
-                    # copy=False: the wrapper copies the observations into its own tensors
                     vector_kwargs={"autoreset_mode": mode, "copy": False},
                     wrappers=wrappers or None,
                     **make_kwargs,
