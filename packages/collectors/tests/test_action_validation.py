@@ -12,6 +12,7 @@ from rlbricks.collectors import CollectorError
 from rlbricks.collectors import MultiaSyncDataCollector
 from rlbricks.collectors import MultiSyncDataCollector
 from rlbricks.collectors import SyncDataCollector
+from rlbricks.collectors import WorkerActionError
 from rlbricks.collectors._ray_worker import CollectorWorker
 from rlbricks.envs import ActionError
 from rlbricks.envs import GymEnv
@@ -79,8 +80,10 @@ def test_validate_actions_none_keeps_the_env_setting() -> None:
 @pytest.mark.parametrize("cls", [MultiSyncDataCollector, MultiaSyncDataCollector])
 def test_multiprocess_collectors_report_the_action_error(cls: type) -> None:
     collector = cls([ENV, ENV], index_seven, frames_per_batch=8, mp_start_method="fork")
-    with pytest.raises(CollectorError, match=r"(?s)ActionError.*'action'.*Categorical"):
+    with pytest.raises(CollectorError, match=r"(?s)ActionError.*'action'.*Categorical") as err:
         collector.next()
+    assert isinstance(err.value, ActionError)  # caught like a SyncDataCollector's error
+    assert isinstance(err.value, WorkerActionError)
     collector.shutdown()
 
 

@@ -16,6 +16,7 @@ Example:
 
 from rlbricks.collectors._errors import CollectorError
 from rlbricks.collectors._errors import CollectorTimeoutError
+from rlbricks.collectors._errors import WorkerActionError
 from rlbricks.collectors._multi import MultiaSyncDataCollector
 from rlbricks.collectors._multi import MultiSyncDataCollector
 from rlbricks.collectors._ray import RayCollector
@@ -31,5 +32,6 @@ __all__ = [
     "MultiaSyncDataCollector",
     "RayCollector",
     "SyncDataCollector",
+    "WorkerActionError",
     "split_trajectories",
 ]

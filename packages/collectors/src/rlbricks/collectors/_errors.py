@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["CollectorError", "CollectorTimeoutError"]
+from rlbricks.envs import ActionError
+
+__all__ = ["CollectorError", "CollectorTimeoutError", "WorkerActionError"]
 
 
 class CollectorError(RuntimeError):
@@ -47,3 +49,19 @@ class CollectorTimeoutError(CollectorError, TimeoutError):
         self.worker = worker
         self.phase = phase
         self.elapsed = elapsed
+
+
+class WorkerActionError(CollectorError, ActionError):
+    """A multi-process collector's worker refused an action of the policy.
+
+    The message carries the worker's :class:`~rlbricks.envs.ActionError` (key,
+    spec, what was received, the fix) and its traceback; the workers were shut
+    down. ``except ActionError`` catches it as it catches the error of a
+    ``SyncDataCollector``, and so does ``except CollectorError``.
+
+    Example:
+        >>> from rlbricks.collectors import CollectorError, WorkerActionError
+        >>> from rlbricks.envs import ActionError
+        >>> issubclass(WorkerActionError, CollectorError), issubclass(WorkerActionError, ActionError)
+        (True, True)
+    """

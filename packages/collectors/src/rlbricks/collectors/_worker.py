@@ -41,6 +41,7 @@ import torch
 
 from rlbricks.collectors._errors import CollectorError
 from rlbricks.collectors._errors import CollectorTimeoutError
+from rlbricks.collectors._errors import WorkerActionError
 from rlbricks.collectors._sync import SyncDataCollector
 from rlbricks.collectors._trajectories import TRAJ_IDS
 from rlbricks.tensordict import NestedKey
@@ -318,7 +319,10 @@ class WorkerPool:
                     self.fail(i, command, self._death(i))
                 if status == "error":
                     kind, message, tb = payload
-                    self.fail(i, command, f"{kind}: {message}\n\nWorker traceback:\n{tb}")
+                    reason = f"{kind}: {message}\n\nWorker traceback:\n{tb}"
+                    self.fail(
+                        i, command, reason, WorkerActionError if kind == "ActionError" else None
+                    )
                 return i, payload
             for obj in ready:  # only sentinels: a worker exited without answering
                 i = sentinels[cast(int, obj)]
@@ -366,10 +370,12 @@ class WorkerPool:
         proc.join(1.0)
         return f"the worker process (pid {proc.pid}) died ({_exit_reason(proc)})"
 
-    def fail(self, index: int, command: str, reason: str) -> NoReturn:
-        """Shut every worker down and raise :class:`CollectorError` about worker ``index``."""
+    def fail(
+        self, index: int, command: str, reason: str, kind: type[CollectorError] | None = None
+    ) -> NoReturn:
+        """Shut every worker down and raise :class:`CollectorError` (or ``kind``) about worker ``index``."""
         self.shutdown()
-        raise CollectorError(
+        raise (kind or CollectorError)(
             f"{self.owner} worker {index} failed during {command!r}: {reason}\n"
             f"All workers were shut down; create a new {self.owner}."
         )
