@@ -135,17 +135,24 @@ def soak(name: str, run: Callable[[Progress], None], every: float) -> dict[str, 
     }
 
 
+def drain(collector: Any, progress: Progress) -> None:
+    """Iterate ``collector`` to its end, reporting the frames; the last report before shutdown."""
+    try:
+        for _ in collector:
+            progress(collector.frames)
+        progress(collector.frames, True)
+    finally:
+        collector.shutdown()
+
+
 def multisync(total: int) -> Callable[[Progress], None]:
     def run(progress: Progress) -> None:
-        collector = MultiSyncDataCollector(
-            [make_env, make_env], policy=None, frames_per_batch=1000, total_frames=total
+        drain(
+            MultiSyncDataCollector(
+                [make_env, make_env], policy=None, frames_per_batch=1000, total_frames=total
+            ),
+            progress,
         )
-        try:
-            for _ in collector:
-                progress(collector.frames)
-            progress(collector.frames, True)
-        finally:
-            collector.shutdown()
 
     return run
 
@@ -153,13 +160,9 @@ def multisync(total: int) -> Callable[[Progress], None]:
 def parallel_env(total: int) -> Callable[[Progress], None]:
     def run(progress: Progress) -> None:
         env = ParallelEnv(2, make_env)
-        collector = SyncDataCollector(env, frames_per_batch=1000, total_frames=total)
         try:
-            for _ in collector:
-                progress(collector.frames)
-            progress(collector.frames, True)
+            drain(SyncDataCollector(env, frames_per_batch=1000, total_frames=total), progress)
         finally:
-            collector.shutdown()
             env.close()
 
     return run
