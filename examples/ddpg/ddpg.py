@@ -15,12 +15,14 @@ Algorithm box, in the order of this script:
    ``mu(s)``, its scale annealed from ``--noise_init`` to ``--noise_end``.
 6. Collector: ``--init_random_frames`` uniformly random actions fill the buffer
    first, then the noisy actor acts, ``--frames_per_batch`` frames per batch.
-7. Replay buffer: every frame goes into a uniform ``TensorDictReplayBuffer``;
-   each of the ``--optim_steps_per_batch`` optimiser steps samples
-   ``--batch_size`` transitions from it.
-8. Trainer: collect -> store -> optimise -> soft-update -> log, with a
-   deterministic evaluation (noise off) every ``--record_interval`` batches and
-   a final ``--eval_episodes``-episode evaluation written to ``summary.json``.
+7. Replay buffer: every frame goes into a uniform ``TensorDictReplayBuffer``.
+8. The loop at the end of ``main``: store each batch, then
+   ``--optim_steps_per_batch`` updates on ``--batch_size`` sampled transitions
+   (one Adam step, then the soft update of the targets), then the noise
+   schedule moves. The trainer's ``collect()`` does the bookkeeping around
+   each batch: logging, a deterministic evaluation (noise off) every
+   ``--record_interval`` batches, checkpoints. A final
+   ``--eval_episodes``-episode evaluation is written to ``summary.json``.
 
 Run:  python examples/ddpg/ddpg.py --config examples/ddpg/configs/pendulum.txt
 """
@@ -42,19 +44,16 @@ from rlbricks.objectives import DDPGLoss
 from rlbricks.objectives import SoftUpdate
 from rlbricks.replay import LazyTensorStorage
 from rlbricks.replay import TensorDictReplayBuffer
-from rlbricks.trainers import ExplorationAnnealHook
 from rlbricks.trainers import LogReward
-from rlbricks.trainers import ReplayBufferTrainer
-from rlbricks.trainers import TargetNetUpdaterHook
+from rlbricks.trainers import evaluate_and_report
 from rlbricks.trainers import make_env
+from rlbricks.trainers import make_off_policy_trainer
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
 from rlbricks.trainers import make_recorder
 from rlbricks.trainers import make_run
-from rlbricks.trainers import make_trainer
 from rlbricks.trainers import parse_args
 from rlbricks.trainers import seed_everything
-from rlbricks.trainers import train_and_evaluate
 from rlbricks.transforms import ExcludeTransform
 from rlbricks.transforms import InitTracker
 from rlbricks.transforms import TransformedEnv
@@ -141,18 +140,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(args.buffer_size))
 
-    # -- trainer and its hooks --------------------------------------------------
+    # -- trainer: counts frames, logs, evaluates and checkpoints around each batch
     logger, run_dir = make_run(args, "ddpg")
-    trainer = make_trainer(args, collector, loss, optimizer, logger, run_dir)
-    ReplayBufferTrainer(buffer, args.batch_size, device=args.device).register(trainer)
-    TargetNetUpdaterHook(target_updater).register(trainer)
-    ExplorationAnnealHook(noise).register(trainer)
+    trainer = make_off_policy_trainer(
+        args, collector, loss, optimizer, buffer, logger, run_dir,
+        target_updater=target_updater,
+        exploration=noise,
+    )  # fmt: skip
     LogReward().register(trainer)
-    # deterministic: no exploration noise
-    recorder = make_recorder(args, eval_env, actor)
+    recorder = make_recorder(args, eval_env, actor)  # deterministic: no exploration noise
     recorder.register(trainer)
 
-    summary = train_and_evaluate(trainer, recorder, args.eval_episodes)
+    # -- the DDPG loop (what trainer.train() runs) ------------------------------
+    for batch in trainer.collect():
+        trainer.extend_buffer(batch)
+        for _ in range(args.optim_steps_per_batch):
+            sample = trainer.sample()  # --batch_size transitions, uniformly
+            trainer.optimizer_step(trainer.compute_loss(sample))  # TD critic, DPG actor
+            trainer.update_targets()  # Polyak averaging of the target actor and critic
+        trainer.anneal_exploration()  # the noise scale decays with the frames collected
+        trainer.update_collector_weights()
+
+    summary = evaluate_and_report(trainer, recorder, args.eval_episodes)
     collector.shutdown()
     env.close()
     eval_env.close()

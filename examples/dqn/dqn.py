@@ -39,21 +39,17 @@ from rlbricks.replay import LazyTensorStorage
 from rlbricks.replay import Storage
 from rlbricks.replay import TensorDictPrioritizedReplayBuffer
 from rlbricks.replay import TensorDictReplayBuffer
-from rlbricks.trainers import ExplorationAnnealHook
 from rlbricks.trainers import LinearSchedule
 from rlbricks.trainers import LogReward
-from rlbricks.trainers import ReplayBufferTrainer
-from rlbricks.trainers import TargetNetUpdaterHook
-from rlbricks.trainers import UpdateWeights
+from rlbricks.trainers import evaluate_and_report
 from rlbricks.trainers import make_env
+from rlbricks.trainers import make_off_policy_trainer
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
 from rlbricks.trainers import make_recorder
 from rlbricks.trainers import make_run
-from rlbricks.trainers import make_trainer
 from rlbricks.trainers import parse_args
 from rlbricks.trainers import seed_everything
-from rlbricks.trainers import train_and_evaluate
 from rlbricks.transforms import Compose
 from rlbricks.transforms import ExcludeTransform
 from rlbricks.transforms import MultiStepTransform
@@ -168,27 +164,38 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         buffer = TensorDictReplayBuffer(storage=storage, batch_size=args.batch_size)
 
-    # trainer and its hooks
+    # trainer: counts frames, logs, evaluates and checkpoints around each batch; its
+    # observers log the training reward and epsilon and anneal epsilon and the lr
     optimizer = make_optimizer(args, loss.parameters())
-    trainer = make_trainer(args, collector, loss, optimizer, logger, run_dir)
-    ReplayBufferTrainer(buffer, args.batch_size, device=device).register(trainer)
-    TargetNetUpdaterHook(updater).register(trainer)
-    if args.noisy:  # new weight noise after every optimiser step (online and target nets)
-        trainer.register_op("post_optim", reset_noise, module=loss)
-    else:
-        ExplorationAnnealHook(explore).register(trainer)
+    trainer = make_off_policy_trainer(
+        args, collector, loss, optimizer, buffer, logger, run_dir,
+        target_updater=updater,
+        exploration=() if args.noisy else explore,
+    )  # fmt: skip
+    if not args.noisy:
         trainer.register_op("pre_steps_log", lambda batch: {"epsilon": float(explore.eps)})
-    UpdateWeights(collector).register(trainer)
     if args.anneal_lr:  # the greedy policy settles instead of moving until the last update
         LinearSchedule(optimizer, "lr", 0.0, args.total_frames).register(trainer)
     # the one-step reward of the collected frames (n-step batches keep it as "original_reward")
     reward_key = ("next", "original_reward" if args.n_steps > 1 else "reward")
     LogReward(reward_key=reward_key).register(trainer)
-    # greedy: no epsilon; noisy layers use their mean weights in eval mode
-    recorder = make_recorder(args, eval_env, actor)
+    recorder = make_recorder(args, eval_env, actor)  # greedy; noisy layers use their means
     recorder.register(trainer)
 
-    summary = train_and_evaluate(trainer, recorder, args.eval_episodes)
+    # the DQN loop (what trainer.train() runs)
+    for batch in trainer.collect():
+        trainer.extend_buffer(batch)
+        for _ in range(args.optim_steps_per_batch):
+            sample = trainer.sample()  # uniform, or by priority with importance weights
+            trainer.optimizer_step(trainer.compute_loss(sample))  # TD (or C51) loss
+            trainer.write_priorities(sample)  # |TD error| of the sample (--prb)
+            trainer.update_targets()  # Polyak averaging or a periodic copy
+            if args.noisy:
+                reset_noise(loss)  # new weight noise, online and target networks
+        trainer.anneal_exploration()  # epsilon decays with the frames collected
+        trainer.update_collector_weights()
+
+    summary = evaluate_and_report(trainer, recorder, args.eval_episodes)
     collector.shutdown()
     env.close()
     eval_env.close()

@@ -16,9 +16,9 @@ rollout). In algorithm-box order:
 3. collector: ``RayCollector(sync=False)``, ``--num_collectors`` actors of
    ``--num_envs`` sub-envs each, on a local Ray instance or a cluster
    (``--ray_address``);
-4. trainer: one (or ``--optim_steps_per_batch``) optimiser step per received
-   rollout, then the new weights go to the object store (``UpdateWeights``),
-   and each actor loads them before its next rollout.
+4. the loop at the end of ``main``: one (or ``--optim_steps_per_batch``)
+   optimiser step on each received rollout, whole, then the new weights go to
+   the object store and each actor loads them before its next rollout.
 
 Run:  python examples/impala/impala.py --config examples/impala/configs/cartpole.txt
 """
@@ -36,16 +36,15 @@ from rlbricks.modules.recipes import ppo_models
 from rlbricks.objectives import A2CLoss
 from rlbricks.trainers import LinearSchedule
 from rlbricks.trainers import LogReward
-from rlbricks.trainers import UpdateWeights
+from rlbricks.trainers import evaluate_and_report
 from rlbricks.trainers import make_env
+from rlbricks.trainers import make_on_policy_trainer
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
 from rlbricks.trainers import make_recorder
 from rlbricks.trainers import make_run
-from rlbricks.trainers import make_trainer
 from rlbricks.trainers import parse_args
 from rlbricks.trainers import seed_everything
-from rlbricks.trainers import train_and_evaluate
 
 
 def build_parser() -> Any:
@@ -127,19 +126,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     collector.set_seed(args.seed)
 
-    # --- trainer: the learner
+    # --- trainer: the learner; counts frames, logs, evaluates around each rollout
     logger, run_dir = make_run(args, "impala")
     optimizer = make_optimizer(args, loss.parameters())
-    trainer = make_trainer(args, collector, loss, optimizer, logger, run_dir)
+    trainer = make_on_policy_trainer(
+        args, collector, loss, optimizer, logger, run_dir,
+        epochs=args.optim_steps_per_batch,
+        minibatch_size=None,  # the whole [num_envs, T] rollout: V-trace runs along time
+    )  # fmt: skip
     if args.anneal_lr:  # the paper decays the learning rate linearly to 0
         LinearSchedule(optimizer, "lr", 0.0, args.total_frames).register(trainer)
-    UpdateWeights(collector, 1).register(trainer)  # new weights to the actors after each batch
     LogReward().register(trainer)
     recorder = make_recorder(args, eval_env, actor)
     recorder.register(trainer)
 
+    # --- the IMPALA learner loop (what trainer.train() runs)
     try:
-        summary = train_and_evaluate(trainer, recorder, args.eval_episodes)
+        for rollout in trainer.collect():  # from whichever actor finished first
+            for _ in range(args.optim_steps_per_batch):
+                trainer.update(rollout)  # V-trace targets inside the loss, one Adam step
+            trainer.update_collector_weights()  # to the object store, for the actors
+        summary = evaluate_and_report(trainer, recorder, args.eval_episodes)
     finally:
         collector.shutdown()  # kills the actors, and stops Ray when the collector started it
         eval_env.close()

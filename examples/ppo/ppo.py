@@ -1,14 +1,14 @@
 """PPO (Schulman et al., 2017): clipped policy optimisation with GAE, on any gymnasium or dm_control env.
 
-For each batch of ``frames_per_batch`` frames collected by the current policy
-on ``num_envs`` sub-envs or ``env_workers`` processes:
-
-1. compute the advantages and value targets of the whole batch with GAE (``gamma``, ``lmbda``);
-2. for ``ppo_epochs`` epochs, cut the batch into minibatches of
-   ``mini_batch_size`` rows (without replacement) and take one Adam step on
-   the clipped surrogate + value loss + entropy bonus of each;
-3. send the new weights to the collector; every ``record_interval`` batches,
-   evaluate the deterministic policy.
+The loop at the end of ``main`` is the algorithm: for each batch of
+``frames_per_batch`` frames collected by the current policy (on ``num_envs``
+sub-envs or ``env_workers`` processes), GAE (``gamma``, ``lmbda``) over the
+whole batch, then ``ppo_epochs`` passes, each over a new permutation of the
+batch's rows cut into minibatches of ``mini_batch_size``, one Adam step on the
+clipped surrogate + value loss + entropy bonus per minibatch; then the
+collector gets the new weights. The trainer's ``collect()`` does the
+bookkeeping around each batch: frame counts, logging, the deterministic
+evaluation every ``record_interval`` batches, checkpoints and the lr schedule.
 
 At the end, ``eval_episodes`` deterministic episodes give the final score
 written to ``summary.json`` in the run folder.
@@ -27,23 +27,17 @@ import torch
 from rlbricks.collectors import SyncDataCollector
 from rlbricks.modules.recipes import ppo_models
 from rlbricks.objectives import ClipPPOLoss
-from rlbricks.replay import LazyTensorStorage
-from rlbricks.replay import SamplerWithoutReplacement
-from rlbricks.replay import TensorDictReplayBuffer
-from rlbricks.trainers import AdvantageHook
 from rlbricks.trainers import LinearSchedule
 from rlbricks.trainers import LogReward
-from rlbricks.trainers import ReplayBufferTrainer
-from rlbricks.trainers import UpdateWeights
+from rlbricks.trainers import evaluate_and_report
 from rlbricks.trainers import make_env
+from rlbricks.trainers import make_on_policy_trainer
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
 from rlbricks.trainers import make_recorder
 from rlbricks.trainers import make_run
-from rlbricks.trainers import make_trainer
 from rlbricks.trainers import parse_args
 from rlbricks.trainers import seed_everything
-from rlbricks.trainers import train_and_evaluate
 
 
 def build_parser() -> ArgumentParser:
@@ -102,30 +96,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         device=args.collection_devices,
     )
 
-    # buffer: one batch at a time, served in shuffled minibatches, every row once per epoch
-    buffer = TensorDictReplayBuffer(
-        storage=LazyTensorStorage(collector.frames_per_batch),
-        sampler=SamplerWithoutReplacement(),
-        batch_size=args.mini_batch_size,
-    )
-
-    # trainer: GAE on each batch, then epochs x minibatches optimiser steps
+    # trainer: counts frames, logs, evaluates and checkpoints around each batch
     logger, run_dir = make_run(args, "ppo")
     optimizer = make_optimizer(args, loss.parameters())
-    steps_per_batch = args.ppo_epochs * max(1, collector.frames_per_batch // args.mini_batch_size)
-    trainer = make_trainer(
-        args, collector, loss, optimizer, logger, run_dir, optim_steps_per_batch=steps_per_batch
-    )
-    AdvantageHook(loss.value_estimator).register(trainer)
-    ReplayBufferTrainer(buffer, device=args.device).register(trainer)
-    UpdateWeights(collector).register(trainer)
+    trainer = make_on_policy_trainer(
+        args, collector, loss, optimizer, logger, run_dir,
+        value_estimator=loss.value_estimator,
+        epochs=args.ppo_epochs,
+        minibatch_size=args.mini_batch_size,
+    )  # fmt: skip
     LogReward().register(trainer)
     if args.anneal_lr:
         LinearSchedule(optimizer, "lr", 0.0, args.total_frames).register(trainer)
     recorder = make_recorder(args, eval_env, actor)
     recorder.register(trainer)
 
-    summary = train_and_evaluate(trainer, recorder, args.eval_episodes)
+    # the PPO loop (what trainer.train() runs)
+    for batch in trainer.collect():
+        batch = trainer.compute_advantages(batch)  # GAE, no gradients
+        for _epoch in range(args.ppo_epochs):
+            for minibatch in trainer.minibatches(batch):  # a new permutation each epoch
+                trainer.update(minibatch)  # loss, backward, clip, Adam step
+        trainer.update_collector_weights()
+
+    summary = evaluate_and_report(trainer, recorder, args.eval_episodes)
     collector.shutdown()
     env.close()
     eval_env.close()

@@ -17,13 +17,15 @@ Algorithm box, in the order of this script:
    averaging (``--tau``) after every optimiser step.
 5. Collector: ``--init_random_frames`` uniformly random actions fill the buffer
    first, then the actor samples its actions (its own exploration).
-6. Replay buffer: every frame goes into a uniform ``TensorDictReplayBuffer``;
-   each of the ``--optim_steps_per_batch`` optimiser steps samples
-   ``--batch_size`` transitions from it.
-7. Trainer: collect -> store -> optimise -> soft-update -> log, with a
-   deterministic evaluation (the mode of the policy) every
-   ``--record_interval`` batches and a final ``--eval_episodes``-episode
-   evaluation written to ``summary.json``.
+6. Replay buffer: every frame goes into a uniform ``TensorDictReplayBuffer``.
+7. The loop at the end of ``main``: store each collected batch, then
+   ``--optim_steps_per_batch`` updates, each on ``--batch_size`` transitions
+   sampled from the buffer (one Adam step on the three losses, then the
+   soft update of the target critics). The trainer's ``collect()`` does the
+   bookkeeping around each batch: frame counts, logging, a deterministic
+   evaluation (the mode of the policy) every ``--record_interval`` batches,
+   checkpoints. A final ``--eval_episodes``-episode evaluation is written to
+   ``summary.json``.
 
 Run:  python examples/sac/sac.py --config examples/sac/configs/pendulum.txt
 """
@@ -43,17 +45,15 @@ from rlbricks.objectives import SoftUpdate
 from rlbricks.replay import LazyTensorStorage
 from rlbricks.replay import TensorDictReplayBuffer
 from rlbricks.trainers import LogReward
-from rlbricks.trainers import ReplayBufferTrainer
-from rlbricks.trainers import TargetNetUpdaterHook
+from rlbricks.trainers import evaluate_and_report
 from rlbricks.trainers import make_env
+from rlbricks.trainers import make_off_policy_trainer
 from rlbricks.trainers import make_optimizer
 from rlbricks.trainers import make_parser
 from rlbricks.trainers import make_recorder
 from rlbricks.trainers import make_run
-from rlbricks.trainers import make_trainer
 from rlbricks.trainers import parse_args
 from rlbricks.trainers import seed_everything
-from rlbricks.trainers import train_and_evaluate
 from rlbricks.transforms import ExcludeTransform
 
 
@@ -120,17 +120,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(args.buffer_size))
 
-    # -- trainer and its hooks --------------------------------------------------
+    # -- trainer: counts frames, logs, evaluates and checkpoints around each batch
     logger, run_dir = make_run(args, "sac")
-    trainer = make_trainer(args, collector, loss, optimizer, logger, run_dir)
-    ReplayBufferTrainer(buffer, args.batch_size, device=args.device).register(trainer)
-    TargetNetUpdaterHook(target_updater).register(trainer)
+    trainer = make_off_policy_trainer(
+        args, collector, loss, optimizer, buffer, logger, run_dir, target_updater=target_updater
+    )
     LogReward().register(trainer)
-    # evaluated deterministically: the mode of the squashed Gaussian
-    recorder = make_recorder(args, eval_env, actor)
+    recorder = make_recorder(args, eval_env, actor)  # deterministic: the mode of the policy
     recorder.register(trainer)
 
-    summary = train_and_evaluate(trainer, recorder, args.eval_episodes)
+    # -- the SAC loop (what trainer.train() runs) -------------------------------
+    for batch in trainer.collect():
+        trainer.extend_buffer(batch)
+        for _ in range(args.optim_steps_per_batch):
+            sample = trainer.sample()  # --batch_size transitions, uniformly
+            trainer.optimizer_step(trainer.compute_loss(sample))  # critics, actor, alpha
+            trainer.update_targets()  # Polyak averaging of the target critics
+        trainer.update_collector_weights()
+
+    summary = evaluate_and_report(trainer, recorder, args.eval_episodes)
     collector.shutdown()
     env.close()
     eval_env.close()

@@ -1,8 +1,10 @@
-"""rlbricks.trainers: the generic training loop, its hooks, loggers, config and checkpoints.
+"""rlbricks.trainers: the training loops, their observer hooks, loggers, settings and checkpoints.
 
-:class:`Trainer` owns the loop (collect, process, optimise, log, checkpoint);
-hooks registered at its stages add the algorithm's pieces (a replay buffer,
-target-network updates, evaluation, logging). ``Trainer.save``/``load_state``
+:class:`OnPolicyTrainer` (collect, advantages, epochs x minibatches) and
+:class:`OffPolicyTrainer` (collect, store, sampled updates, target updates)
+run the two loops of model-free RL, each step a named method; hooks observe
+them (logging, evaluation, schedules). :class:`Trainer` is their base and the
+generic loop whose stages take any callable. ``save``/``load_state``
 checkpoint the whole run as JSON plus weights-only tensor files.
 
 Example:
@@ -11,6 +13,9 @@ Example:
     ('batch_process', 'pre_optim_steps', 'process_optim_batch', 'post_loss', 'post_optim', 'pre_steps_log', 'post_steps_log', 'post_steps')
 """
 
+from rlbricks.trainers._algo_hooks import AdvantageHook
+from rlbricks.trainers._algo_hooks import BatchSubSampler
+from rlbricks.trainers._algo_hooks import ReplayBufferTrainer
 from rlbricks.trainers._config import add_collector_args
 from rlbricks.trainers._config import add_env_args
 from rlbricks.trainers._config import add_logger_args
@@ -24,12 +29,9 @@ from rlbricks.trainers._config import parse_args
 from rlbricks.trainers._errors import CheckpointError
 from rlbricks.trainers._errors import ConfigError
 from rlbricks.trainers._errors import TrainerError
-from rlbricks.trainers._hooks import AdvantageHook
-from rlbricks.trainers._hooks import BatchSubSampler
 from rlbricks.trainers._hooks import ClearCudaCache
 from rlbricks.trainers._hooks import ExplorationAnnealHook
 from rlbricks.trainers._hooks import LinearSchedule
-from rlbricks.trainers._hooks import ReplayBufferTrainer
 from rlbricks.trainers._hooks import TargetNetUpdaterHook
 from rlbricks.trainers._hooks import TrainerHookBase
 from rlbricks.trainers._hooks import UpdateWeights
@@ -39,8 +41,17 @@ from rlbricks.trainers._log_hooks import LogScalar
 from rlbricks.trainers._loggers import CSVLogger
 from rlbricks.trainers._loggers import Logger
 from rlbricks.trainers._loggers import TensorboardLogger
+from rlbricks.trainers._loops import OBSERVER_STAGES
+from rlbricks.trainers._loops import OffPolicyTrainer
+from rlbricks.trainers._loops import OnPolicyTrainer
 from rlbricks.trainers._recorder import Recorder
+from rlbricks.trainers._settings import OffPolicyConfig
+from rlbricks.trainers._settings import OnPolicyConfig
+from rlbricks.trainers._settings import TrainerConfig
+from rlbricks.trainers._setup import evaluate_and_report
 from rlbricks.trainers._setup import make_env
+from rlbricks.trainers._setup import make_off_policy_trainer
+from rlbricks.trainers._setup import make_on_policy_trainer
 from rlbricks.trainers._setup import make_optimizer
 from rlbricks.trainers._setup import make_recorder
 from rlbricks.trainers._setup import make_run
@@ -54,9 +65,16 @@ from rlbricks.trainers._trainer import Trainer
 __version__ = "0.1.1"
 
 __all__ = [
-    # the loop
+    # the loops
+    "OnPolicyTrainer",
+    "OffPolicyTrainer",
     "Trainer",
+    "OBSERVER_STAGES",
     "STAGES",
+    # settings
+    "TrainerConfig",
+    "OnPolicyConfig",
+    "OffPolicyConfig",
     # hooks
     "TrainerHookBase",
     "ReplayBufferTrainer",
@@ -93,8 +111,11 @@ __all__ = [
     "make_recorder",
     "make_run",
     "make_trainer",
+    "make_on_policy_trainer",
+    "make_off_policy_trainer",
     "run_report",
     "train_and_evaluate",
+    "evaluate_and_report",
     # errors
     "TrainerError",
     "CheckpointError",

@@ -29,7 +29,11 @@ from rlbricks.trainers._config import _check_number
 from rlbricks.trainers._config import make_logger
 from rlbricks.trainers._errors import ConfigError
 from rlbricks.trainers._loggers import Logger
+from rlbricks.trainers._loops import OffPolicyTrainer
+from rlbricks.trainers._loops import OnPolicyTrainer
 from rlbricks.trainers._recorder import Recorder
+from rlbricks.trainers._settings import OffPolicyConfig
+from rlbricks.trainers._settings import OnPolicyConfig
 from rlbricks.trainers._trainer import Trainer
 from rlbricks.transforms import CatFrames
 from rlbricks.transforms import Compose
@@ -45,7 +49,10 @@ from rlbricks.transforms import Transform
 from rlbricks.transforms import TransformedEnv
 
 __all__ = [
+    "evaluate_and_report",
     "make_env",
+    "make_off_policy_trainer",
+    "make_on_policy_trainer",
     "make_optimizer",
     "make_recorder",
     "make_run",
@@ -290,6 +297,94 @@ def make_run(args: Namespace, algo: str) -> tuple[Logger | None, Path]:
     return logger, logdir / args.exp_name
 
 
+def _log_hparams(args: Namespace, logger: Logger | None) -> None:
+    if logger is not None:
+        logger.log_hparams({k: v for k, v in vars(args).items() if k != "config"})
+
+
+def make_on_policy_trainer(
+    args: Namespace,
+    collector: Iterable[Any],
+    loss_module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    logger: Logger | None,
+    run_dir: Path,
+    *,
+    value_estimator: Any | None = None,
+    **settings: Any,
+) -> OnPolicyTrainer:
+    """The :class:`OnPolicyTrainer` of the parsed groups (:meth:`OnPolicyConfig.from_args`).
+
+    ``settings`` set or override :class:`OnPolicyConfig` fields (e.g.
+    ``epochs``, ``minibatch_size``); the run's arguments go to the logger's
+    hyper-parameters.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from rlbricks.trainers import make_parser, make_on_policy_trainer
+        >>> args = make_parser("collector", "optim", "logger", "trainer").parse_args(
+        ...     ["--total_frames=64", "--clip_norm=0.5"])
+        >>> net = torch.nn.Linear(1, 1)
+        >>> trainer = make_on_policy_trainer(args, [], net, torch.optim.Adam(net.parameters()),
+        ...                                  None, tempfile.mkdtemp(), epochs=4, minibatch_size=16)
+        >>> trainer.total_frames, trainer.clip_norm, trainer.epochs, trainer.minibatch_size
+        (64, 0.5, 4, 16)
+    """
+    _log_hparams(args, logger)
+    config = OnPolicyConfig.from_args(args, run_dir=run_dir, **settings)
+    return OnPolicyTrainer(
+        collector, loss_module, optimizer, config, value_estimator=value_estimator, logger=logger
+    )
+
+
+def make_off_policy_trainer(
+    args: Namespace,
+    collector: Iterable[Any],
+    loss_module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    replay_buffer: Any,
+    logger: Logger | None,
+    run_dir: Path,
+    *,
+    target_updater: Any | None = None,
+    exploration: Any = (),
+    **settings: Any,
+) -> OffPolicyTrainer:
+    """The :class:`OffPolicyTrainer` of the parsed groups (:meth:`OffPolicyConfig.from_args`).
+
+    Reads ``--batch_size`` and ``--optim_steps_per_batch`` (the updates per
+    batch) besides the common options; ``target_updater`` and ``exploration``
+    go to :class:`OffPolicyTrainer`; ``settings`` set or override
+    :class:`OffPolicyConfig` fields. The run's arguments go to the logger's
+    hyper-parameters.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from rlbricks.replay import LazyTensorStorage, TensorDictReplayBuffer
+        >>> from rlbricks.trainers import make_parser, make_off_policy_trainer
+        >>> args = make_parser("collector", "replay", "optim", "logger", "trainer").parse_args(
+        ...     ["--total_frames=64", "--batch_size=32", "--optim_steps_per_batch=8"])
+        >>> net = torch.nn.Linear(1, 1)
+        >>> buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(100))
+        >>> trainer = make_off_policy_trainer(args, [], net, torch.optim.Adam(net.parameters()),
+        ...                                   buffer, None, tempfile.mkdtemp())
+        >>> trainer.config.batch_size, trainer.updates_per_batch
+        (32, 8)
+    """
+    _log_hparams(args, logger)
+    config = OffPolicyConfig.from_args(args, run_dir=run_dir, **settings)
+    return OffPolicyTrainer(
+        collector,
+        loss_module,
+        optimizer,
+        replay_buffer,
+        config,
+        target_updater=target_updater,
+        exploration=exploration,
+        logger=logger,
+    )
+
+
 def make_trainer(
     args: Namespace,
     collector: Iterable[Any],
@@ -319,8 +414,7 @@ def make_trainer(
         >>> trainer.total_frames, trainer.clip_norm, trainer.optim_steps_per_batch
         (64, 0.5, 4)
     """
-    if logger is not None:
-        logger.log_hparams({k: v for k, v in vars(args).items() if k != "config"})
+    _log_hparams(args, logger)
     kwargs: dict[str, Any] = {
         "optim_steps_per_batch": args.optim_steps_per_batch,
         "clip_norm": args.clip_norm,
@@ -360,11 +454,7 @@ def make_recorder(args: Namespace, env: EnvBase, policy: Any) -> Recorder:
 
 
 def train_and_evaluate(trainer: Trainer, recorder: Recorder, episodes: int) -> dict[str, Any]:
-    """Train, evaluate ``episodes`` deterministic episodes, write ``summary.json``, print the report.
-
-    The closing steps of every example: :meth:`Trainer.train`,
-    :meth:`Recorder.evaluate_episodes`, :meth:`Trainer.write_summary` with those
-    returns, and :func:`run_report` on stdout.
+    """Train, then :func:`evaluate_and_report`: the closing steps of an example.
 
     Returns:
         The summary (see :meth:`Trainer.write_summary`).
@@ -390,6 +480,34 @@ def train_and_evaluate(trainer: Trainer, recorder: Recorder, episodes: int) -> d
         3.0
     """
     trainer.train()
+    return evaluate_and_report(trainer, recorder, episodes)
+
+
+def evaluate_and_report(trainer: Trainer, recorder: Recorder, episodes: int) -> dict[str, Any]:
+    """Evaluate ``episodes`` deterministic episodes, write ``summary.json``, print the report.
+
+    For a script that ran the loop itself (``for batch in trainer.collect(): ...``):
+    :meth:`Recorder.evaluate_episodes`, :meth:`Trainer.write_summary` with
+    those returns, and :func:`run_report` on stdout.
+
+    Returns:
+        The summary (see :meth:`Trainer.write_summary`).
+
+    Example:
+        >>> import tempfile, torch
+        >>> from rlbricks.envs.testing import CountingEnv
+        >>> from rlbricks.trainers import Recorder, Trainer, evaluate_and_report
+        >>> trainer = Trainer([], 4, torch.nn.Module(), None, run_dir=tempfile.mkdtemp())
+        >>> def ones(td):
+        ...     td["action"] = td["observation"].long() * 0 + 1
+        ...     return td
+        >>> summary = evaluate_and_report(trainer, Recorder(CountingEnv(max_steps=3), ones), 2)
+        ... # doctest: +ELLIPSIS
+        eval return: 3.0 ± 0.0 over 2 episodes (0 frames, ... s of training)
+        run folder:  ...
+        >>> summary["eval_episodes"]
+        2
+    """
     summary = trainer.write_summary(recorder.evaluate_episodes(episodes))
     if trainer.run_dir is not None:
         print(run_report(summary, trainer.run_dir, trainer.logger))

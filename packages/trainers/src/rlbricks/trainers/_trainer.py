@@ -1,11 +1,13 @@
-"""The generic training loop: collect, process, optimise, log, checkpoint; extended by hooks."""
+"""The base training loop: collect, count, log, evaluate, checkpoint; the generic stage-driven steps."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
 from collections.abc import Callable
+from collections.abc import Generator
 from collections.abc import Iterable
 from collections.abc import Sequence
 from pathlib import Path
@@ -164,6 +166,7 @@ class Trainer:
         self._last_save = 0
         self._collector_frames = 0
         self._plotted: list[tuple[int, float]] | None = None  # the curve of learning_curve.png
+        self._step_scalars: dict[str, list[float]] = {}  # update scalars of the current batch
 
     # ------------------------------------------------------------------ #
     # registration
@@ -253,8 +256,54 @@ class Trainer:
         torch.nn.utils.clip_grad_value_(params, self.clip_norm)
         return None
 
+    def optimizer_step(self, losses: TensorDict) -> dict[str, float]:
+        """Minimise the sum of the ``loss_*`` entries of ``losses``: backward, clip, step, zero.
+
+        The values (detached, and ``grad_norm`` when clipping the norm) are
+        averaged over the batch's steps into the logged scalars.
+
+        Returns:
+            The ``loss_*`` values (and ``grad_norm``) as floats.
+
+        Raises:
+            TrainerError: ``losses`` has no ``loss_*`` entry.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> from rlbricks.trainers import Trainer
+            >>> w = torch.nn.Parameter(torch.tensor(2.0))
+            >>> trainer = Trainer([], 10, torch.nn.Module(), torch.optim.SGD([w], lr=0.25))
+            >>> trainer.optimizer_step(TensorDict({"loss_w": w * w}, []))
+            {'loss_w': 4.0}
+            >>> w.item(), trainer.optim_steps
+            (1.0, 1)
+        """
+        names = losses.keys()
+        keys = [k for k in names if isinstance(k, str) and k.startswith("loss_")]
+        if not keys:
+            raise TrainerError(
+                f"the loss module returned no 'loss_*' entry (keys: {sorted(losses.keys())}); "
+                "the trainer minimises the sum of the loss_* entries"
+            )
+        total = sum(losses.get(k) for k in keys)
+        total.backward()
+        grad_norm = self._clip()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.optim_steps += 1
+        out = {k: float(losses.get(k).detach()) for k in keys}
+        if grad_norm is not None:
+            out["grad_norm"] = grad_norm
+        for name, value in out.items():
+            self._step_scalars.setdefault(name, []).append(value)
+        return out
+
     def optim_step(self, batch: TensorDict) -> dict[str, float]:
-        """One optimiser step on ``batch`` (process, loss, backward, clip, step, post_optim).
+        """One optimiser step of the generic loop: process, loss, post_loss, step, post_optim.
+
+        Runs the ``process_optim_batch`` hooks on ``batch``, the loss module,
+        the ``post_loss`` hooks, :meth:`optimizer_step` and the ``post_optim`` hooks.
 
         Returns:
             The detached ``loss_*`` values (and ``grad_norm`` when clipping the norm).
@@ -275,24 +324,35 @@ class Trainer:
         sub = self._process("process_optim_batch", batch)
         losses = self.loss_module(sub)
         self._call("post_loss", sub)
-        names = losses.keys()
-        keys = [k for k in names if isinstance(k, str) and k.startswith("loss_")]
-        if not keys:
-            raise TrainerError(
-                f"the loss module returned no 'loss_*' entry (keys: {sorted(losses.keys())}); "
-                "the trainer minimises the sum of the loss_* entries"
-            )
-        total = sum(losses.get(k) for k in keys)
-        total.backward()
-        grad_norm = self._clip()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.optim_steps += 1
+        out = self.optimizer_step(losses)
         self._call("post_optim")
-        out = {k: float(losses.get(k).detach()) for k in keys}
-        if grad_norm is not None:
-            out["grad_norm"] = grad_norm
         return out
+
+    def train_on_batch(self, batch: TensorDict) -> None:
+        """The algorithm's work on one collected batch; subclasses override it.
+
+        The generic loop of this class: the ``batch_process`` hooks, the
+        ``pre_optim_steps`` hooks, then ``optim_steps_per_batch`` times
+        :meth:`optim_step`. :class:`OnPolicyTrainer` and :class:`OffPolicyTrainer`
+        replace it by their algorithm's named steps.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> from rlbricks.trainers import Trainer
+            >>> loss = torch.nn.Module()
+            >>> loss.w = torch.nn.Parameter(torch.tensor(2.0))
+            >>> loss.forward = lambda td: TensorDict({"loss_w": loss.w * loss.w}, [])
+            >>> trainer = Trainer([], 10, loss, torch.optim.SGD(loss.parameters(), lr=0.25),
+            ...                   optim_steps_per_batch=2)
+            >>> trainer.train_on_batch(TensorDict({}, []))
+            >>> trainer.optim_steps, loss.w.item()
+            (2, 0.5)
+        """
+        batch = self._process("batch_process", batch)
+        self._call("pre_optim_steps")
+        for _ in range(self.optim_steps_per_batch):
+            self.optim_step(batch)
 
     def _log(self, scalars: dict[str, float]) -> None:
         frames = self.collected_frames
@@ -317,26 +377,26 @@ class Trainer:
                 return delta
         return batch.numel()
 
-    def train(self) -> None:
-        """Run the loop until ``total_frames`` frames are collected (resumes after :meth:`load_state`).
+    def collect(self) -> Generator[TensorDict, None, None]:
+        """Yield the collector's batches; count, log, evaluate and checkpoint around each.
 
-        At the end, writes ``summary.json`` (and ``learning_curve.png`` with
-        matplotlib) into :attr:`run_dir` and a last checkpoint when
-        ``save_trainer_file`` is set.
+        The loop of :meth:`train`, for scripts that write the algorithm's steps
+        themselves: the caller works on each yielded batch (the optimiser steps
+        it takes through :meth:`optimizer_step` are counted and their losses
+        logged); once the caller asks for the next batch, the log hooks run,
+        then the ``post_steps`` hooks and a periodic checkpoint. It stops after
+        ``total_frames`` frames, then saves a last checkpoint (with
+        ``save_trainer_file``) and writes the summary (with a run folder).
+        A ``resume`` checkpoint is loaded before the first batch.
 
         Example:
             >>> import torch
             >>> from rlbricks.tensordict import TensorDict
             >>> from rlbricks.trainers import Trainer
-            >>> loss = torch.nn.Module()
-            >>> loss.w = torch.nn.Parameter(torch.tensor(2.0))
-            >>> loss.forward = lambda td: TensorDict({"loss_w": loss.w * loss.w}, [])
             >>> batches = [TensorDict({"x": torch.ones(4)}, [4])] * 3
-            >>> trainer = Trainer(batches, 12, loss, torch.optim.SGD(loss.parameters(), lr=0.1),
-            ...                   optim_steps_per_batch=2, progress_bar=False)
-            >>> trainer.train()
-            >>> trainer.collected_frames, trainer.optim_steps
-            (12, 6)
+            >>> trainer = Trainer(batches, 8, torch.nn.Module(), None, progress_bar=False)
+            >>> [trainer.collected_frames for batch in trainer.collect()]
+            [4, 8]
         """
         resume, self._resume = self._resume, None
         if resume is not None and resumable(resume):  # raises on leftovers without a checkpoint
@@ -353,18 +413,15 @@ class Trainer:
                 if batch is None:
                     raise TrainerError(
                         "the collector yielded None (it writes into a replay_buffer); build it "
-                        "without replay_buffer= and register a ReplayBufferTrainer instead"
+                        "without replay_buffer= and give the buffer to an OffPolicyTrainer (or, on the "
+                        "generic Trainer, register a ReplayBufferTrainer)"
                     )
                 frames = self._frames_of(batch)
                 self.frames_last_batch = frames
                 self.collected_frames += frames
-                batch = self._process("batch_process", batch)
-                self._call("pre_optim_steps")
-                losses: dict[str, list[float]] = {}
-                for _ in range(self.optim_steps_per_batch):
-                    for k, v in self.optim_step(batch).items():
-                        losses.setdefault(k, []).append(v)
-                scalars = {k: sum(v) / len(v) for k, v in losses.items()}
+                self._step_scalars = {}
+                yield batch
+                scalars = {k: sum(v) / len(v) for k, v in self._step_scalars.items()}
                 scalars.update(self._scalars("pre_steps_log", batch))
                 self.wall_time = wall0 + time.perf_counter() - start
                 self.cpu_time = cpu0 + time.process_time() - cpu_start  # saved by _maybe_save
@@ -390,6 +447,32 @@ class Trainer:
             self.save(self.save_trainer_file)
         if self.run_dir is not None:
             self.write_summary()
+
+    def train(self) -> None:
+        """Run the loop until ``total_frames`` frames are collected (resumes after :meth:`load_state`).
+
+        ``for batch in self.collect(): self.train_on_batch(batch)``. At the
+        end, writes ``summary.json`` (and ``learning_curve.png`` with
+        matplotlib) into :attr:`run_dir` and a last checkpoint when
+        ``save_trainer_file`` is set.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> from rlbricks.trainers import Trainer
+            >>> loss = torch.nn.Module()
+            >>> loss.w = torch.nn.Parameter(torch.tensor(2.0))
+            >>> loss.forward = lambda td: TensorDict({"loss_w": loss.w * loss.w}, [])
+            >>> batches = [TensorDict({"x": torch.ones(4)}, [4])] * 3
+            >>> trainer = Trainer(batches, 12, loss, torch.optim.SGD(loss.parameters(), lr=0.1),
+            ...                   optim_steps_per_batch=2, progress_bar=False)
+            >>> trainer.train()
+            >>> trainer.collected_frames, trainer.optim_steps
+            (12, 6)
+        """
+        with contextlib.closing(self.collect()) as batches:
+            for batch in batches:
+                self.train_on_batch(batch)
 
     def write_summary(self, eval_returns: Sequence[float] | None = None) -> dict[str, Any]:
         """Write ``summary.json`` (and ``learning_curve.png``) into :attr:`run_dir`; return it.
