@@ -342,7 +342,7 @@ def test_weights_go_to_the_collector_every_interval() -> None:
     ],
 )
 def test_settings_reject_bad_values_naming_the_field(cls: type, field: str, value: Any) -> None:
-    with pytest.raises(ConfigError, match=f"{cls.__name__}.{field}") as err:
+    with pytest.raises(ConfigError, match=rf"{cls.__name__}\.{field}") as err:
         cls(total_frames=10, **{field: value}) if field != "total_frames" else cls(total_frames=0)
     assert isinstance(err.value, ValueError)
 

@@ -14,6 +14,7 @@ from rlbricks.tensordict import TensorDict
 from rlbricks.trainers import AdvantageHook
 from rlbricks.trainers import ConfigError
 from rlbricks.trainers import CSVLogger
+from rlbricks.trainers import EnvConfig
 from rlbricks.trainers import LinearSchedule
 from rlbricks.trainers import Trainer
 from rlbricks.trainers import TrainerError
@@ -292,3 +293,18 @@ def test_categorical_action_encoding() -> None:
     assert index.rand_action()["action"].dtype == torch.long
     one_hot.close()
     index.close()
+
+
+def test_make_env_from_settings_equals_make_env_from_args() -> None:
+    args = make_parser("env", "logger").parse_args(["--num_envs=3", "--seed=7", "--eval_envs=2"])
+    config = EnvConfig(num_envs=3, seed=7, eval_envs=2)
+    for eval_env in (False, True):
+        a, b = make_env(args, eval=eval_env), make_env(config, eval=eval_env)
+        assert a.batch_size == b.batch_size == torch.Size([2 if eval_env else 3])
+        assert torch.equal(a.reset()["observation"], b.reset()["observation"])
+        a.close()
+        b.close()
+    with pytest.raises(ConfigError, match=r"EnvConfig\.num_envs"):
+        EnvConfig(num_envs=0)
+    with pytest.raises(ConfigError, match="env_library"):
+        EnvConfig(env_library="atari")

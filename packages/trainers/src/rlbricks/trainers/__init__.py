@@ -45,6 +45,7 @@ from rlbricks.trainers._loops import OBSERVER_STAGES
 from rlbricks.trainers._loops import OffPolicyTrainer
 from rlbricks.trainers._loops import OnPolicyTrainer
 from rlbricks.trainers._recorder import Recorder
+from rlbricks.trainers._settings import EnvConfig
 from rlbricks.trainers._settings import OffPolicyConfig
 from rlbricks.trainers._settings import OnPolicyConfig
 from rlbricks.trainers._settings import TrainerConfig
@@ -75,6 +76,7 @@ __all__ = [
     "TrainerConfig",
     "OnPolicyConfig",
     "OffPolicyConfig",
+    "EnvConfig",
     # hooks
     "TrainerHookBase",
     "ReplayBufferTrainer",

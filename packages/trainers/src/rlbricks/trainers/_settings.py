@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from rlbricks.trainers._errors import ConfigError
 
-__all__ = ["OffPolicyConfig", "OnPolicyConfig", "TrainerConfig"]
+__all__ = ["EnvConfig", "OffPolicyConfig", "OnPolicyConfig", "TrainerConfig"]
 
 _PathLike = str | os.PathLike[str]
 _C = TypeVar("_C", bound="TrainerConfig")
@@ -209,3 +209,84 @@ class OffPolicyConfig(TrainerConfig):
     @classmethod
     def _args_names(cls) -> dict[str, str]:
         return {"batch_size": "batch_size", "updates_per_batch": "optim_steps_per_batch"}
+
+
+@dataclass
+class EnvConfig:
+    """The env that :func:`~rlbricks.trainers.make_env` builds (the ``env`` argument group).
+
+    Args:
+        env_name: the gymnasium id, or the dm_control domain.
+        env_task: the dm_control task (e.g. ``"run"``).
+        env_library: ``"gym"`` or ``"dm_control"``.
+        num_envs: sub-envs of a gymnasium vector env.
+        env_workers: ``ParallelEnv`` processes of one env each (then ``num_envs=1``).
+        frame_skip: repeat each action this many times.
+        seed: the training env's seed (the evaluation env gets ``seed + 1000``).
+        max_frames_per_traj: truncate episodes after this many steps (None: the env's limit).
+        categorical_action_encoding: discrete actions as indices, not one-hot vectors.
+        pixels: learn from rendered frames.
+        image_size: frames are resized to this square size.
+        frame_stack: frames stacked per observation.
+        noop_max: up to this many random no-ops after each reset (training env).
+        reward_clip: clip training rewards to [-1, 1].
+        reward_scaling: multiply training rewards by this (None: unchanged).
+        eval_envs: sub-envs of the evaluation env (None: ``num_envs``).
+
+    Raises:
+        ConfigError: a count that is not a positive integer, or an unknown library.
+
+    Example:
+        >>> from rlbricks.trainers import EnvConfig, make_env
+        >>> env = make_env(EnvConfig("CartPole-v1", num_envs=2))
+        >>> env.batch_size
+        torch.Size([2])
+        >>> env.close()
+    """
+
+    env_name: str = "CartPole-v1"
+    env_task: str = ""
+    env_library: str = "gym"
+    num_envs: int = 1
+    env_workers: int = 1
+    frame_skip: int = 1
+    seed: int = 0
+    max_frames_per_traj: int | None = None
+    categorical_action_encoding: bool = False
+    pixels: bool = False
+    image_size: int = 84
+    frame_stack: int = 4
+    noop_max: int = 0
+    reward_clip: bool = False
+    reward_scaling: float | None = None
+    eval_envs: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "env_workers", "frame_skip", "image_size", "frame_stack"):
+            _positive("EnvConfig", name, getattr(self, name))
+        _positive("EnvConfig", "noop_max", self.noop_max, minimum=0)
+        if self.eval_envs is not None:
+            _positive("EnvConfig", "eval_envs", self.eval_envs)
+        if self.env_library not in ("gym", "dm_control"):
+            raise ConfigError(
+                f"EnvConfig.env_library must be 'gym' or 'dm_control', got {self.env_library!r}"
+            )
+
+    @classmethod
+    def from_args(cls, args: Namespace, **overrides: Any) -> EnvConfig:
+        """The fields the namespace holds (the ``env`` group, ``--eval_envs``); ``overrides`` win.
+
+        Example:
+            >>> from rlbricks.trainers import EnvConfig, make_parser
+            >>> args = make_parser("env").parse_args(["--num_envs=4", "--seed=3"])
+            >>> config = EnvConfig.from_args(args)
+            >>> config.num_envs, config.seed, config.env_name
+            (4, 3, 'CartPole-v1')
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise ConfigError(f"EnvConfig has no field {', '.join(unknown)}")
+        values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+        values.update(overrides)
+        return cls(**values)

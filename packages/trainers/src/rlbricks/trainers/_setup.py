@@ -32,6 +32,7 @@ from rlbricks.trainers._loggers import Logger
 from rlbricks.trainers._loops import OffPolicyTrainer
 from rlbricks.trainers._loops import OnPolicyTrainer
 from rlbricks.trainers._recorder import Recorder
+from rlbricks.trainers._settings import EnvConfig
 from rlbricks.trainers._settings import OffPolicyConfig
 from rlbricks.trainers._settings import OnPolicyConfig
 from rlbricks.trainers._trainer import Trainer
@@ -137,11 +138,11 @@ def _base_env(
     raise ConfigError(f"unknown --env_library {library!r}; use 'gym' or 'dm_control'")
 
 
-def _transforms(env: EnvBase, args: Namespace, eval: bool) -> list[Transform]:
+def _transforms(env: EnvBase, args: EnvConfig, eval: bool) -> list[Transform]:
     out: list[Transform] = []
     atari = args.env_library == "gym" and args.env_name.startswith("ALE/")
     image_key = "observation" if atari else "pixels"
-    if getattr(args, "noop_max", 0) and not eval:
+    if args.noop_max and not eval:
         out.append(NoopResetEnv(args.noop_max, seed=args.seed))
     if atari or args.pixels:
         keys = [image_key]
@@ -167,7 +168,7 @@ def _transforms(env: EnvBase, args: Namespace, eval: bool) -> list[Transform]:
 
 
 def make_env(
-    args: Namespace,
+    args: Namespace | EnvConfig,
     *,
     eval: bool = False,
     num_envs: int | None = None,
@@ -192,7 +193,8 @@ def make_env(
     * Seeded with ``--seed`` (the eval env with ``--seed + 1000``).
 
     Args:
-        args: parsed arguments holding the ``env`` group.
+        args: an :class:`EnvConfig`, or parsed arguments holding the ``env``
+            group (read through :meth:`EnvConfig.from_args`).
         eval: build the evaluation env (no reward shaping, no no-op starts,
             ``--eval_envs`` sub-envs when that option exists).
         num_envs: override ``--num_envs``.
@@ -210,8 +212,10 @@ def make_env(
         (torch.Size([4]), 'TransformedEnv')
         >>> env.close()
     """
+    if not isinstance(args, EnvConfig):
+        args = EnvConfig.from_args(args)
     if num_envs is None:
-        num_envs = getattr(args, "eval_envs", None) if eval else None
+        num_envs = args.eval_envs if eval else None
         num_envs = args.num_envs if num_envs is None else num_envs
     factory = functools.partial(
         _base_env,
@@ -222,7 +226,7 @@ def make_env(
         args.frame_skip,
         args.pixels,
         None if device is None else str(device),
-        getattr(args, "categorical_action_encoding", False),
+        args.categorical_action_encoding,
     )
     env: EnvBase
     workers = 1 if eval else args.env_workers
