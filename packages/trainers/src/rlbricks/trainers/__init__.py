@@ -28,7 +28,12 @@ from rlbricks.trainers._config import make_parser
 from rlbricks.trainers._config import parse_args
 from rlbricks.trainers._errors import CheckpointError
 from rlbricks.trainers._errors import ConfigError
+from rlbricks.trainers._errors import MissingExtraError
 from rlbricks.trainers._errors import TrainerError
+from rlbricks.trainers._errors import TrainerKeyError
+from rlbricks.trainers._errors import TrainerStateError
+from rlbricks.trainers._errors import TrainerTypeError
+from rlbricks.trainers._errors import TrainerValueError
 from rlbricks.trainers._hooks import ClearCudaCache
 from rlbricks.trainers._hooks import ExplorationAnnealHook
 from rlbricks.trainers._hooks import LinearSchedule
@@ -120,6 +125,11 @@ __all__ = [
     "evaluate_and_report",
     # errors
     "TrainerError",
+    "TrainerValueError",
+    "TrainerTypeError",
+    "TrainerKeyError",
+    "TrainerStateError",
+    "MissingExtraError",
     "CheckpointError",
     "ConfigError",
 ]

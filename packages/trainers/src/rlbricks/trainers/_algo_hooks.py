@@ -19,7 +19,8 @@ import torch
 
 from rlbricks.replay import PrioritizedSampler
 from rlbricks.tensordict import TensorDict
-from rlbricks.trainers._errors import TrainerError
+from rlbricks.trainers._errors import TrainerTypeError
+from rlbricks.trainers._errors import TrainerValueError
 from rlbricks.trainers._hooks import TrainerHookBase
 
 if TYPE_CHECKING:
@@ -218,7 +219,9 @@ class AdvantageHook(TrainerHookBase):
 
     def __init__(self, estimator: Callable[[TensorDict], Any]) -> None:
         if not callable(estimator):
-            raise TrainerError(f"AdvantageHook needs a callable value estimator, got {estimator!r}")
+            raise TrainerTypeError(
+                f"AdvantageHook needs a callable value estimator, got {estimator!r}"
+            )
         self.estimator = estimator
 
     def __call__(self, batch: TensorDict) -> TensorDict:
@@ -247,7 +250,7 @@ class BatchSubSampler(TrainerHookBase):
 
     def __init__(self, batch_size: int) -> None:
         if batch_size < 1:
-            raise TrainerError(f"BatchSubSampler: batch_size must be >= 1, got {batch_size}")
+            raise TrainerValueError(f"BatchSubSampler: batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
 
     def __call__(self, batch: TensorDict) -> TensorDict:

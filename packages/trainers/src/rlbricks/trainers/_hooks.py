@@ -9,7 +9,9 @@ from typing import ClassVar
 
 import torch
 
-from rlbricks.trainers._errors import TrainerError
+from rlbricks.trainers._errors import TrainerStateError
+from rlbricks.trainers._errors import TrainerTypeError
+from rlbricks.trainers._errors import TrainerValueError
 
 if TYPE_CHECKING:
     from rlbricks.trainers._trainer import Trainer
@@ -68,7 +70,9 @@ class TrainerHookBase:
                 f"{type(self).__name__}: set the class attribute stage or override register()"
             )
         if not callable(self):
-            raise TypeError(f"{type(self).__name__}: a hook with a stage implements __call__")
+            raise TrainerTypeError(
+                f"{type(self).__name__}: a hook with a stage implements __call__"
+            )
         trainer.register_op(self.stage, self)
         if self.checkpointed:
             self._register_module(trainer, name)
@@ -100,7 +104,7 @@ class _Counter(TrainerHookBase):
 
     def __init__(self, interval: int) -> None:
         if int(interval) < 1:
-            raise TrainerError(f"{type(self).__name__}: interval must be >= 1, got {interval}")
+            raise TrainerValueError(f"{type(self).__name__}: interval must be >= 1, got {interval}")
         self.interval = int(interval)
         self.count = 0
 
@@ -168,7 +172,7 @@ class LinearSchedule(TrainerHookBase):
 
     def __init__(self, target: Any, name: str, end: float, frames: int) -> None:
         if int(frames) < 1:
-            raise TrainerError(f"LinearSchedule: frames must be >= 1, got {frames}")
+            raise TrainerValueError(f"LinearSchedule: frames must be >= 1, got {frames}")
         self.target = target
         self.name = name
         self.end = float(end)
@@ -186,7 +190,7 @@ class LinearSchedule(TrainerHookBase):
                 groups[0][self.name] if groups is not None else getattr(self.target, self.name)
             )
         except (KeyError, AttributeError):
-            raise TrainerError(
+            raise TrainerValueError(
                 f"LinearSchedule: {type(self.target).__name__} has no {self.name!r} to schedule"
             ) from None
 
@@ -206,7 +210,7 @@ class LinearSchedule(TrainerHookBase):
     def __call__(self) -> None:
         """Set the value for the trainer's current frame count."""
         if self._trainer is None:
-            raise TrainerError("LinearSchedule: call register(trainer) first")
+            raise TrainerStateError("LinearSchedule: call register(trainer) first")
         value = self.value(self._trainer.collected_frames)
         groups = self._groups()
         if groups is None:
@@ -320,7 +324,9 @@ class ExplorationAnnealHook(TrainerHookBase):
 
     def __init__(self, *modules: Any) -> None:
         if not modules:
-            raise TrainerError("ExplorationAnnealHook needs at least one module with step(frames)")
+            raise TrainerValueError(
+                "ExplorationAnnealHook needs at least one module with step(frames)"
+            )
         self.modules = modules
         self._trainer: Trainer | None = None
 
@@ -353,7 +359,7 @@ class ExplorationAnnealHook(TrainerHookBase):
                 the schedule moves before the weights go to the collector).
         """
         if callable(getattr(trainer, "anneal_exploration", None)):
-            raise TrainerError(
+            raise TrainerStateError(
                 f"{type(trainer).__name__} anneals exploration itself, before it sends the "
                 "weights to the collector: pass the modules as its exploration= argument "
                 "instead of registering an ExplorationAnnealHook"

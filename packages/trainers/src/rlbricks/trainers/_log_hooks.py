@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from rlbricks.tensordict import TensorDict
-from rlbricks.trainers._errors import TrainerError
+from rlbricks.trainers._errors import TrainerKeyError
+from rlbricks.trainers._errors import TrainerStateError
+from rlbricks.trainers._errors import TrainerValueError
 from rlbricks.trainers._hooks import TrainerHookBase
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ class LogScalar(TrainerHookBase):
         self, key: str | tuple[str, ...], name: str | None = None, reduction: str = "mean"
     ) -> None:
         if reduction not in _REDUCTIONS:
-            raise TrainerError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+            raise TrainerValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.key = key
         self.name = name or (key if isinstance(key, str) else "/".join(key))
         self.reduction = reduction
@@ -54,7 +56,7 @@ class LogScalar(TrainerHookBase):
             value = batch.get(self.key).float()
         except KeyError:
             keys = sorted(map(str, batch.keys(include_nested=True, leaves_only=True)))
-            raise TrainerError(
+            raise TrainerKeyError(
                 f"{type(self).__name__}: the batch has no {self.key!r}; available: {keys}"
             ) from None
         if self.reduction == "last":
@@ -99,7 +101,7 @@ class CountFramesLog(TrainerHookBase):
     def __call__(self, batch: TensorDict) -> dict[str, float]:
         """``{name: trainer.collected_frames}``."""
         if self._trainer is None:
-            raise TrainerError("CountFramesLog: call register(trainer) first")
+            raise TrainerStateError("CountFramesLog: call register(trainer) first")
         return {self.name: float(self._trainer.collected_frames)}
 
     def register(self, trainer: Trainer, name: str | None = None) -> None:

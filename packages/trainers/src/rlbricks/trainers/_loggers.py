@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
+from rlbricks.trainers._errors import MissingExtraError
 from rlbricks.trainers._errors import TrainerError
+from rlbricks.trainers._errors import TrainerStateError
 
 __all__ = ["CSVLogger", "Logger", "TensorboardLogger"]
 
@@ -78,7 +80,9 @@ class Logger:
             ...
             rlbricks.trainers._errors.TrainerError: CSVLogger cannot log histograms; use TensorboardLogger
         """
-        raise TrainerError(f"{type(self).__name__} cannot log histograms; use TensorboardLogger")
+        raise TrainerError(
+            f"{type(self).__name__} cannot log histograms; use TensorboardLogger"
+        )
 
     def log_video(self, name: str, video: torch.Tensor, step: int | None = None) -> None:
         """Record a video ``[N, T, C, H, W]`` (uint8) (not every logger supports it).
@@ -189,7 +193,7 @@ class CSVLogger(Logger):
             >>> CSVLogger("doc", "/tmp/rlbricks-doc-runs").log_scalar("loss", 0.5, step=1)
         """
         if self._file.closed:
-            raise TrainerError(f"{self!r} is closed; build a new logger to keep logging")
+            raise TrainerStateError(f"{self!r} is closed; build a new logger to keep logging")
         if step is not None:
             self.step = int(step)
         self._writer.writerow([self.step, name, float(value)])
@@ -268,7 +272,7 @@ class TensorboardLogger(Logger):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ImportError(
+            raise MissingExtraError(
                 'TensorboardLogger needs tensorboard: pip install "rlbricks-trainers[tensorboard]"'
             ) from None
         super().__init__(exp_name, log_dir)

@@ -37,7 +37,8 @@ from torch import nn
 from rlbricks.replay import PrioritizedSampler
 from rlbricks.tensordict import TensorDict
 from rlbricks.trainers._algo_hooks import ReplayBufferTrainer
-from rlbricks.trainers._errors import TrainerError
+from rlbricks.trainers._errors import TrainerStateError
+from rlbricks.trainers._errors import TrainerTypeError
 from rlbricks.trainers._hooks import TargetNetUpdaterHook
 from rlbricks.trainers._loggers import Logger
 from rlbricks.trainers._settings import OffPolicyConfig
@@ -93,10 +94,10 @@ class _TemplateTrainer(Trainer):
             >>> trainer.register_op("batch_process", lambda batch: batch)
             Traceback (most recent call last):
             ...
-            rlbricks.trainers._errors.TrainerError: OnPolicyTrainer runs its algorithm's steps itself ...
+            rlbricks.trainers._errors.TrainerStateError: OnPolicyTrainer runs its algorithm's steps itself ...
         """
         if stage in self._instead:
-            raise TrainerError(
+            raise TrainerStateError(
                 f"{type(self).__name__} runs its algorithm's steps itself and takes hooks only "
                 f"at {', '.join(OBSERVER_STAGES)}; to change what happens at {stage!r}, "
                 f"subclass it and override {self._instead[stage]}"
@@ -204,11 +205,11 @@ class OnPolicyTrainer(_TemplateTrainer):
         logger: Logger | None = None,
     ) -> None:
         if not isinstance(config, OnPolicyConfig):
-            raise TrainerError(
+            raise TrainerTypeError(
                 f"OnPolicyTrainer needs an OnPolicyConfig, got {type(config).__name__}"
             )
         if value_estimator is not None and not callable(value_estimator):
-            raise TrainerError(
+            raise TrainerTypeError(
                 f"value_estimator must be callable (e.g. loss.value_estimator), got {value_estimator!r}"
             )
         super().__init__(collector, loss_module, optimizer, config, logger)
@@ -360,18 +361,18 @@ class OffPolicyTrainer(_TemplateTrainer):
         logger: Logger | None = None,
     ) -> None:
         if not isinstance(config, OffPolicyConfig):
-            raise TrainerError(
+            raise TrainerTypeError(
                 f"OffPolicyTrainer needs an OffPolicyConfig, got {type(config).__name__}"
             )
         if target_updater is not None and not callable(getattr(target_updater, "step", None)):
-            raise TrainerError(
+            raise TrainerTypeError(
                 "target_updater must have a step() method (SoftUpdate, HardUpdate), "
                 f"got {target_updater!r}"
             )
         modules = tuple(exploration) if isinstance(exploration, (list, tuple)) else (exploration,)
         for module in modules:
             if not callable(getattr(module, "step", None)):
-                raise TrainerError(
+                raise TrainerTypeError(
                     f"exploration modules need a step(frames) method (EGreedyModule, "
                     f"AdditiveGaussianModule...), got {type(module).__name__}"
                 )

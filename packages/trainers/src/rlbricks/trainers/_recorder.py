@@ -14,7 +14,7 @@ from rlbricks.envs import step_mdp
 from rlbricks.modules import ExplorationType
 from rlbricks.modules import set_exploration_type
 from rlbricks.tensordict import TensorDict
-from rlbricks.trainers._errors import TrainerError
+from rlbricks.trainers._errors import TrainerValueError
 from rlbricks.trainers._hooks import TrainerHookBase
 
 __all__ = ["Recorder"]
@@ -72,9 +72,9 @@ class Recorder(TrainerHookBase):
         num_episodes: int | None = None,
     ) -> None:
         if max_steps < 1:
-            raise TrainerError(f"Recorder: max_steps must be >= 1, got {max_steps}")
+            raise TrainerValueError(f"Recorder: max_steps must be >= 1, got {max_steps}")
         if num_episodes is not None and num_episodes < 1:
-            raise TrainerError(f"Recorder: num_episodes must be >= 1, got {num_episodes}")
+            raise TrainerValueError(f"Recorder: num_episodes must be >= 1, got {num_episodes}")
         self.env = env
         self.policy = policy
         self.record_interval = int(record_interval)
@@ -124,7 +124,7 @@ class Recorder(TrainerHookBase):
         width = max(1, env.batch_size.numel())
         n = width if num_episodes is None else int(num_episodes)
         if n < 1:
-            raise TrainerError(f"Recorder: num_episodes must be >= 1, got {num_episodes}")
+            raise TrainerValueError(f"Recorder: num_episodes must be >= 1, got {num_episodes}")
         if self.seed is not None:
             env.set_seed(self.seed)
         policy = self.policy

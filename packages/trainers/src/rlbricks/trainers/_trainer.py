@@ -22,7 +22,9 @@ from rlbricks.trainers._checkpoint import read_checkpoint
 from rlbricks.trainers._checkpoint import resumable
 from rlbricks.trainers._checkpoint import write_checkpoint
 from rlbricks.trainers._errors import CheckpointError
-from rlbricks.trainers._errors import TrainerError
+from rlbricks.trainers._errors import TrainerStateError
+from rlbricks.trainers._errors import TrainerTypeError
+from rlbricks.trainers._errors import TrainerValueError
 from rlbricks.trainers._loggers import Logger
 from rlbricks.trainers._progress import make_progress_bar
 from rlbricks.trainers._summary import write_summary
@@ -130,9 +132,11 @@ class Trainer:
         resume: _PathLike | None = None,
     ) -> None:
         if optim_steps_per_batch < 0:
-            raise TrainerError(f"optim_steps_per_batch must be >= 0, got {optim_steps_per_batch}")
+            raise TrainerValueError(
+                f"optim_steps_per_batch must be >= 0, got {optim_steps_per_batch}"
+            )
         if total_frames <= 0:
-            raise TrainerError(f"total_frames must be positive, got {total_frames}")
+            raise TrainerValueError(f"total_frames must be positive, got {total_frames}")
         self.collector = collector
         self.total_frames = int(total_frames)
         self.loss_module = loss_module
@@ -186,9 +190,9 @@ class Trainer:
             1
         """
         if stage not in self._ops:
-            raise TrainerError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
+            raise TrainerValueError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
         if not callable(hook):
-            raise TrainerError(f"the hook registered at {stage!r} is not callable: {hook!r}")
+            raise TrainerTypeError(f"the hook registered at {stage!r} is not callable: {hook!r}")
         self._ops[stage].append((hook, kwargs))
 
     def register_module(self, name: str, module: Any) -> None:
@@ -207,7 +211,9 @@ class Trainer:
             >>> trainer.register_module("sync", UpdateWeights(None))
         """
         if name in self._modules or name in ("trainer", "loss", "optimizer", "collector"):
-            raise TrainerError(f"a module named {name!r} is already registered; pick another name")
+            raise TrainerValueError(
+                f"a module named {name!r} is already registered; pick another name"
+            )
         self._modules[name] = module
 
     def hooks(self, stage: str) -> list[Callable[..., Any]]:
@@ -219,7 +225,7 @@ class Trainer:
             'batch_process'
         """
         if stage not in self._ops:
-            raise TrainerError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
+            raise TrainerValueError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
         return [hook for hook, _ in self._ops[stage]]
 
     # ------------------------------------------------------------------ #
@@ -282,7 +288,7 @@ class Trainer:
         names = losses.keys()
         keys = [k for k in names if isinstance(k, str) and k.startswith("loss_")]
         if not keys:
-            raise TrainerError(
+            raise TrainerValueError(
                 f"the loss module returned no 'loss_*' entry (keys: {sorted(losses.keys())}); "
                 "the trainer minimises the sum of the loss_* entries"
             )
@@ -411,7 +417,7 @@ class Trainer:
         try:
             for batch in self.collector:
                 if batch is None:
-                    raise TrainerError(
+                    raise TrainerStateError(
                         "the collector yielded None (it writes into a replay_buffer); build it "
                         "without replay_buffer= and give the buffer to an OffPolicyTrainer (or, on the "
                         "generic Trainer, register a ReplayBufferTrainer)"
@@ -501,7 +507,7 @@ class Trainer:
             (485.0, 15.0, 2)
         """
         if self.run_dir is None:
-            raise TrainerError(
+            raise TrainerStateError(
                 "the trainer has no run folder to write summary.json into; pass run_dir= or a logger"
             )
         return write_summary(self, self.run_dir, eval_returns)
