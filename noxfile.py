@@ -122,11 +122,12 @@ def _assert_only_rlbricks(session: nox.Session, allowed: list[str]) -> None:
 # --------------------------------------------------------------------------- #
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, and mypy on every package's sources."""
+    """ruff check, ruff format --check, mypy, and no brick using another brick's private names."""
     session.install("-c", "constraints/lint.txt", "ruff", "mypy", "torch", "numpy")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    session.run("python", "tools/check_private_names.py")
 
 
 def _make_isolated(name: str):

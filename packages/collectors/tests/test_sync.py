@@ -364,3 +364,35 @@ def test_gym_batches_from_the_array_loop_equal_the_step_loop(num_envs: int | Non
 
     for fast, slow in zip(run(False), run(True)):
         assert_close(fast, slow, rtol=0, atol=0)
+
+
+class _RolloutByHand(CountingEnv):
+    """An env with its own ``policy_rollout`` (the generic loop), recording its calls."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls: list[tuple[int, bool]] = []
+
+    def policy_rollout(self, tensordict, policy, max_steps, break_when_any_done):
+        self.calls.append((max_steps, break_when_any_done))
+        steps = []
+        for _ in range(max_steps):
+            step, tensordict = self.step_and_maybe_reset(policy(tensordict))
+            steps.append(step)
+        return torch.stack(steps, len(self.batch_size)), tensordict
+
+
+def test_the_collector_takes_batches_from_the_env_policy_rollout() -> None:
+    """The public fast path: any env may implement it, the collector calls it per batch."""
+    env = _RolloutByHand(max_steps=4, batch_size=[2])
+    fast = SyncDataCollector(env, frames_per_batch=10)
+    reference = SyncDataCollector(CountingEnv(max_steps=4, batch_size=[2]), frames_per_batch=10)
+    for _ in range(3):
+        batch, expected = fast.next(), reference.next()
+        for key in [("next", "observation"), ("next", "done"), ("collector", "traj_ids")]:
+            assert torch.equal(batch[key], expected[key]), key
+    assert env.calls == [(5, False)] * 3
+    # a per-trajectory limit needs the collector's own loop: the fast path is not asked
+    env.calls.clear()
+    SyncDataCollector(env, frames_per_batch=10, max_frames_per_traj=3).next()
+    assert env.calls == []

@@ -399,11 +399,11 @@ def test_the_gym_fast_path_checks_every_action(num_envs: int | None) -> None:
 
     root = env.reset()
     with pytest.raises(ActionError, match=r"not in \[-2\.0, 2\.0\]"):
-        env._policy_rollout(root, policy, 10, False)
+        env.policy_rollout(root, policy, 10, False)
     assert len(calls) == 4
     env.validate_actions = False  # Pendulum clips the action itself
     calls.clear()
-    result = env._policy_rollout(env.reset(), policy, 10, False)
+    result = env.policy_rollout(env.reset(), policy, 10, False)
     assert result is not None
     assert len(calls) == 10
 

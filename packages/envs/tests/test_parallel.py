@@ -18,6 +18,8 @@ import torch
 from rlbricks.envs import EnvError
 from rlbricks.envs import EnvTimeoutError
 from rlbricks.envs import check_env_specs
+from rlbricks.envs import shutdown_workers
+from rlbricks.envs import stop_process
 from rlbricks.envs._parallel import ParallelEnv
 from rlbricks.envs._serial import SerialEnv
 from rlbricks.envs.testing import ContinuousActionEnv
@@ -324,3 +326,53 @@ def test_interrupted_step_closes_the_env() -> None:
         signal.alarm(60)
     assert env.is_closed
     assert no_children()
+
+
+# --------------------------------------------------------------------------- #
+# shutdown_workers / stop_process: public, shared with the collectors
+# --------------------------------------------------------------------------- #
+def _wait_for_close(conn) -> None:
+    assert conn.recv() == ("close", None)
+
+
+def test_shutdown_workers_closes_answering_workers_and_empties_the_lists():
+    ctx = mp.get_context("fork")
+    procs, conns = [], []
+    for _ in range(2):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_wait_for_close, args=(child,))
+        proc.start()
+        procs.append(proc)
+        conns.append(parent)
+    started = list(procs)
+    shutdown_workers(procs, conns, grace=5.0)
+    assert procs == []
+    assert conns == []
+    assert [p.exitcode for p in started] == [0, 0]  # they exited by themselves
+    shutdown_workers(procs, conns)  # again: nothing to do
+
+
+def test_shutdown_workers_stops_a_worker_that_ignores_the_close():
+    ctx = mp.get_context("fork")
+    parent, _child = ctx.Pipe()
+    proc = ctx.Process(target=time.sleep, args=(60,))
+    proc.start()
+    start = time.monotonic()
+    shutdown_workers([proc], [parent], grace=0.2)
+    assert not proc.is_alive()
+    assert proc.exitcode == -15  # terminated
+    assert time.monotonic() - start < 10
+
+
+def test_stop_process_on_an_exited_process_does_nothing():
+    proc = mp.get_context("fork").Process(target=int)
+    proc.start()
+    proc.join(10)
+    stop_process(proc)
+    assert proc.exitcode == 0
+
+
+def test_process_helpers_are_public():
+    import rlbricks.envs as envs
+
+    assert {"shutdown_workers", "stop_process"} <= set(envs.__all__)

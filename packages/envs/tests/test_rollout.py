@@ -122,3 +122,52 @@ def test_nested_env_rollout():
     assert td.batch_size == (2, 3)
     assert td["next", "data", "states"].shape == (2, 3, 3)
     assert td["next", "truncated"][:, -1].all()
+
+
+# --------------------------------------------------------------------------- #
+# the public fast path: EnvBase.policy_rollout
+# --------------------------------------------------------------------------- #
+def _ones(td: TensorDict) -> TensorDict:
+    return td.set("action", torch.ones(*td.batch_size, 1, dtype=torch.long))
+
+
+def test_the_base_policy_rollout_declines():
+    env = CountingEnv(max_steps=3, batch_size=[2])
+    assert env.policy_rollout(env.reset(), _ones, 4, False) is None
+    assert env.policy_rollout(env.reset(), _ones, 4, True) is None
+
+
+class _ByHand(CountingEnv):
+    """Overrides the fast path with the generic loop, counting its calls."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls: list[tuple[int, bool]] = []
+
+    def policy_rollout(self, tensordict, policy, max_steps, break_when_any_done):
+        self.calls.append((max_steps, break_when_any_done))
+        if break_when_any_done:
+            return None
+        steps = []
+        for _ in range(max_steps):
+            step, tensordict = self.step_and_maybe_reset(policy(tensordict))
+            steps.append(step)
+        return torch.stack(steps, len(self.batch_size)), tensordict
+
+
+@pytest.mark.parametrize("break_when_any_done", [False, True])
+def test_rollout_uses_an_env_override_of_policy_rollout(break_when_any_done: bool):
+    env = _ByHand(max_steps=2, batch_size=[2])
+    td = env.rollout(5, _ones, break_when_any_done=break_when_any_done)
+    assert env.calls == [(5, break_when_any_done)]
+    generic = CountingEnv(max_steps=2, batch_size=[2])
+    expected = generic.rollout(5, _ones, break_when_any_done=break_when_any_done)
+    assert td.batch_size == expected.batch_size
+    assert torch.equal(td["next", "observation"], expected["next", "observation"])
+    assert torch.equal(td["next", "done"], expected["next", "done"])
+
+
+def test_rollout_without_a_policy_does_not_ask_policy_rollout():
+    env = _ByHand(max_steps=2)
+    env.rollout(3)
+    assert env.calls == []

@@ -19,24 +19,10 @@ random actions) and :func:`rollout` (a trajectory batch ``[n, T]``, time
 last, with auto-reset, for on-policy losses).
 
 The tests run with ``--import-mode=importlib`` (the tests folder is not on
-``sys.path``), so a test file loads this module by path::
+``sys.path``); ``conftest.py`` puts the folder on ``sys.path`` once, so a
+test file imports this module by name::
 
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-
-    def _load_tasks():
-        name = "rlbricks_objectives_test_tasks"
-        if name not in sys.modules:
-            spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_tasks.py"))
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        return sys.modules[name]
-
-
-    tasks = _load_tasks()
+    import _tasks as tasks
 """
 
 from __future__ import annotations

@@ -376,3 +376,81 @@ def test_missing_key_lists_available_keys():
     assert "'obs'" in msg
     assert "('next', 'reward')" in msg
     assert isinstance(info.value, KeyError)
+
+
+# --------------------------------------------------------------------------- #
+# from_trusted / entries: the unchecked fast API of the other bricks
+# --------------------------------------------------------------------------- #
+def test_from_trusted_adopts_the_dict_without_copy():
+    x = torch.zeros(3, 2)
+    nxt = TensorDict.from_trusted({"r": torch.ones(3, 1)}, torch.Size([3]))
+    source = {"x": x, "next": nxt}
+    td = TensorDict.from_trusted(source, torch.Size([3]))
+    assert type(td) is TensorDict
+    assert td.entries is source
+    assert td["x"] is x
+    assert td["next", "r"].shape == (3, 1)
+    assert td.batch_size == torch.Size([3])
+    assert td.device is None
+    source["y"] = torch.ones(3)  # handed over: later changes show in the TensorDict
+    assert set(td.keys()) == {"x", "next", "y"}
+
+
+def test_from_trusted_keeps_the_device():
+    cpu = torch.device("cpu")
+    td = TensorDict.from_trusted({"x": torch.zeros(2)}, torch.Size([2]), cpu)
+    assert td.device == cpu
+    assert td.clone().device == cpu
+
+
+def test_from_trusted_checks_nothing():
+    # a broken guarantee is not detected at construction (the checked constructor raises)
+    bad = {"x": torch.zeros(5)}
+    td = TensorDict.from_trusted(bad, torch.Size([2]))
+    assert td.entries["x"].shape == (5,)
+    with pytest.raises(BatchSizeError):
+        TensorDict(bad, batch_size=[2])
+
+
+def test_from_trusted_equals_the_checked_constructor():
+    source = {"a": torch.arange(6).view(2, 3), "n": TensorDict({"b": torch.ones(2)}, [2])}
+    checked = TensorDict(dict(source), batch_size=[2])
+    trusted = TensorDict.from_trusted(dict(source), torch.Size([2]))
+    assert (trusted == checked).all()
+    assert trusted.batch_size == checked.batch_size
+
+
+def test_new_unsafe_is_kept_as_the_package_private_alias():
+    td = TensorDict._new_unsafe({"x": torch.zeros(1)}, torch.Size([1]))
+    assert type(td) is TensorDict
+    assert td.batch_size == torch.Size([1])
+
+
+def test_entries_is_the_live_one_level_dict():
+    td = TensorDict({"a": torch.zeros(2), "next": {"b": torch.ones(2)}}, [2])
+    entries = td.entries
+    assert entries is td.entries  # no copy
+    assert list(entries) == ["a", "next"]  # one level: nested levels are TensorDicts
+    assert isinstance(entries["next"], TensorDict)
+    assert entries["next"].entries["b"] is td["next", "b"]
+    assert entries is td._tensordict
+
+
+def test_entries_writes_show_and_skip_validation():
+    td = TensorDict({"a": torch.zeros(2)}, [2])
+    c = torch.arange(2)
+    td.entries["c"] = c
+    assert td["c"] is c
+    del td.entries["a"]
+    assert set(td.keys()) == {"c"}
+    td.entries["wrong"] = torch.zeros(7)  # not checked: the caller's responsibility
+    assert td["wrong"].shape == (7,)
+    with pytest.raises(BatchSizeError):
+        td["checked"] = torch.zeros(7)
+
+
+def test_public_batch_size_and_device_are_the_stored_objects():
+    # the other bricks read these in hot loops instead of the private slots: no copy
+    td = TensorDict({"x": torch.zeros(4)}, [4], device="cpu")
+    assert td.batch_size is td._batch_size
+    assert td.device is td._device

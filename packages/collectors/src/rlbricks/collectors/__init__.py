@@ -15,6 +15,8 @@ Example:
 """
 
 from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorImportError
+from rlbricks.collectors._errors import CollectorRuntimeError
 from rlbricks.collectors._errors import CollectorTimeoutError
 from rlbricks.collectors._errors import WorkerActionError
 from rlbricks.collectors._multi import MultiaSyncDataCollector
@@ -27,7 +29,9 @@ __version__ = "0.1.1"
 
 __all__ = [
     "CollectorError",
+    "CollectorRuntimeError",
     "CollectorTimeoutError",
+    "CollectorImportError",
     "MultiSyncDataCollector",
     "MultiaSyncDataCollector",
     "RayCollector",

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorRuntimeError
 from rlbricks.envs import EnvBase
 from rlbricks.modules import ExplorationType
 from rlbricks.tensordict import TensorDict
@@ -39,13 +39,13 @@ def make_env(create_env_fn: Any, owner: str) -> tuple[EnvBase, bool]:
 
         return SerialEnv(len(create_env_fn), list(create_env_fn)), True
     if not callable(create_env_fn):
-        raise CollectorError(
+        raise CollectorRuntimeError(
             f"{owner}: create_env_fn must be an env, a callable returning one or a list of "
             f"them, got {type(create_env_fn).__name__}"
         )
     env = create_env_fn()
     if not isinstance(env, EnvBase):
-        raise CollectorError(
+        raise CollectorRuntimeError(
             f"{owner}: create_env_fn returned a {type(env).__name__}, not an rlbricks env "
             "(wrap a gymnasium env with rlbricks.envs.GymWrapper)"
         )
@@ -61,7 +61,9 @@ def frames_layout(frames_per_batch: int, num_envs: int, owner: str) -> int:
         13
     """
     if frames_per_batch < 1:
-        raise CollectorError(f"{owner}: frames_per_batch must be >= 1, got {frames_per_batch}")
+        raise CollectorRuntimeError(
+            f"{owner}: frames_per_batch must be >= 1, got {frames_per_batch}"
+        )
     return math.ceil(frames_per_batch / num_envs)
 
 
@@ -122,7 +124,10 @@ class DataCollectorBase(abc.ABC):
     def __len__(self) -> int:
         """The number of batches of a full iteration (``total_frames`` must be set)."""
         if self.total_frames < 0:
-            raise CollectorError("a collector with total_frames=-1 has no length")
+            raise CollectorRuntimeError(
+                "a collector with total_frames=-1 has no length: it runs until shut down; give "
+                "total_frames=... to bound it, or count the batches as you iterate"
+            )
         return math.ceil(self.total_frames / self.frames_per_batch)
 
     def __enter__(self) -> DataCollectorBase:

@@ -1,19 +1,65 @@
-"""The exceptions of the collectors package."""
+"""The exception family of ``rlbricks.collectors``: :class:`CollectorError` and its subclasses."""
 
 from __future__ import annotations
 
 from rlbricks.envs import ActionError
 
-__all__ = ["CollectorError", "CollectorTimeoutError", "WorkerActionError"]
+__all__ = [
+    "CollectorError",
+    "CollectorImportError",
+    "CollectorRuntimeError",
+    "CollectorTimeoutError",
+    "WorkerActionError",
+]
 
 
-class CollectorError(RuntimeError):
-    """A collector was misconfigured, misused, or one of its workers failed.
+class CollectorError(Exception):
+    """The root of every exception that ``rlbricks.collectors`` raises.
+
+    It derives from ``Exception`` only: ``except CollectorError`` catches
+    every collector error, whichever built-in (``RuntimeError``,
+    ``TimeoutError``, ``ValueError``, ...) the raised subclass also is.
 
     Example:
-        >>> from rlbricks.collectors import CollectorError
-        >>> issubclass(CollectorError, RuntimeError)
-        True
+        >>> from rlbricks.collectors import CollectorError, SyncDataCollector
+        >>> from rlbricks.envs.testing import CountingEnv
+        >>> try:
+        ...     SyncDataCollector(CountingEnv(), None, frames_per_batch=0, total_frames=10)
+        ... except CollectorError as err:
+        ...     print(type(err).__name__)
+        CollectorRuntimeError
+    """
+
+
+class CollectorRuntimeError(CollectorError, RuntimeError):
+    """A collector was misconfigured, misused, or one of its workers failed.
+
+    For the multi-process and Ray collectors the message names the worker and
+    carries its traceback; the workers were shut down before this was raised.
+    Both a ``RuntimeError`` and a :class:`CollectorError`.
+
+    Example:
+        >>> from rlbricks.collectors import SyncDataCollector
+        >>> from rlbricks.envs.testing import CountingEnv
+        >>> try:
+        ...     SyncDataCollector(CountingEnv(), None, frames_per_batch=0, total_frames=10)
+        ... except RuntimeError as err:
+        ...     print(type(err).__name__, "frames_per_batch" in str(err))
+        CollectorRuntimeError True
+    """
+
+
+class CollectorImportError(CollectorError, ImportError):
+    """An optional library (Ray, for :class:`~rlbricks.collectors.RayCollector`) is not installed.
+
+    Both an ``ImportError`` and a :class:`CollectorError`; the message gives
+    the ``pip install`` command that adds it.
+
+    Example:
+        >>> from rlbricks.collectors import CollectorError, CollectorImportError
+        >>> err = CollectorImportError("RayCollector needs ray")
+        >>> isinstance(err, ImportError), isinstance(err, CollectorError)
+        (True, True)
     """
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from rlbricks.collectors._base import DataCollectorBase
 from rlbricks.collectors._base import PolicyLike
-from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorRuntimeError
 from rlbricks.collectors._shared import SharedWeights
 from rlbricks.collectors._sync import DeviceLike
 from rlbricks.collectors._worker import WorkerPool
@@ -74,11 +74,14 @@ class _MultiCollector(DataCollectorBase):
         fns = self._check_args(create_env_fns, frames_per_batch, max_frames_per_traj, num_threads)
         for arg, value in (("timeout", timeout), ("start_timeout", start_timeout)):
             if value is not None and not value > 0:
-                raise CollectorError(
+                raise CollectorRuntimeError(
                     f"{name}: {arg} must be a positive number of seconds or None, got {value}"
                 )
         if replay_buffer is not None and split_trajs:
-            raise CollectorError(f"{name}: split_trajs=True cannot be used with a replay_buffer")
+            raise CollectorRuntimeError(
+                f"{name}: split_trajs=True cannot be used with a replay_buffer; leave split_trajs "
+                "False and cut trajectories when sampling (e.g. with a SliceSampler)"
+            )
         n = len(fns)
         self.num_workers = n
         self.requested_frames_per_batch = frames_per_batch
@@ -137,26 +140,32 @@ class _MultiCollector(DataCollectorBase):
     ) -> list[WorkerEnvFn]:
         name = type(self).__name__
         if isinstance(create_env_fns, (str, EnvBase)) or not isinstance(create_env_fns, Sequence):
-            raise CollectorError(
+            raise CollectorRuntimeError(
                 f"{name}: create_env_fns must be a list with one env factory per worker "
                 f"(e.g. [make_env] * 4), got {type(create_env_fns).__name__}"
             )
         fns = list(create_env_fns)
         if not fns:
-            raise CollectorError(f"{name}: create_env_fns is empty; give one factory per worker")
+            raise CollectorRuntimeError(
+                f"{name}: create_env_fns is empty; give one factory per worker"
+            )
         for i, fn in enumerate(fns):
             if isinstance(fn, EnvBase) or not (callable(fn) or isinstance(fn, Sequence)):
-                raise CollectorError(
+                raise CollectorRuntimeError(
                     f"{name}: create_env_fns[{i}] is a {type(fn).__name__}; each worker builds "
                     "its own env, so give a callable that returns one (the env class, a "
                     "module-level function or a functools.partial)"
                 )
         if frames_per_batch < 1:
-            raise CollectorError(f"{name}: frames_per_batch must be >= 1, got {frames_per_batch}")
+            raise CollectorRuntimeError(
+                f"{name}: frames_per_batch must be >= 1, got {frames_per_batch}"
+            )
         if max_frames_per_traj is not None and max_frames_per_traj < 1:
-            raise CollectorError(f"{name}: max_frames_per_traj must be >= 1 or None")
+            raise CollectorRuntimeError(
+                f"{name}: max_frames_per_traj must be >= 1 or None, got {max_frames_per_traj!r}"
+            )
         if num_threads < 1:
-            raise CollectorError(f"{name}: num_threads must be >= 1, got {num_threads}")
+            raise CollectorRuntimeError(f"{name}: num_threads must be >= 1, got {num_threads}")
         return fns
 
     def _check_same_layout(self, infos: dict[int, dict[str, Any]]) -> None:
@@ -164,7 +173,7 @@ class _MultiCollector(DataCollectorBase):
         for i in range(1, self.num_workers):
             if infos[i]["batch_size"] != first["batch_size"]:
                 self.shutdown()
-                raise CollectorError(
+                raise CollectorRuntimeError(
                     f"{type(self).__name__}: worker {i}'s env has batch_size "
                     f"{list(infos[i]['batch_size'])}, worker 0's has {list(first['batch_size'])}; "
                     "every worker's env must have the same batch size"
@@ -189,7 +198,7 @@ class _MultiCollector(DataCollectorBase):
 
     def _ensure_open(self) -> None:
         if self.is_shut_down or self._pool.closed:
-            raise CollectorError(f"{type(self).__name__} is shut down: create a new one")
+            raise CollectorRuntimeError(f"{type(self).__name__} is shut down: create a new one")
 
     def _launch(self, index: int) -> None:
         self._pool.send(index, "collect", self._weights_version)
@@ -200,7 +209,7 @@ class _MultiCollector(DataCollectorBase):
             self._buffers[index] = _buffer(payload)
         buffer = self._buffers[index]
         if buffer is None:  # a worker always sends its batch with its first answer
-            raise CollectorError(f"{type(self).__name__}: worker {index} sent no batch")
+            raise CollectorRuntimeError(f"{type(self).__name__}: worker {index} sent no batch")
         return buffer
 
     def _settle(self, drop: bool) -> None:
@@ -312,7 +321,7 @@ class _MultiCollector(DataCollectorBase):
         """Restore a state saved by :meth:`state_dict` (episodes restart with a reset).
 
         Raises:
-            CollectorError: the state has another number of workers.
+            CollectorRuntimeError: the state has another number of workers.
 
         Example:
             >>> from rlbricks.collectors import MultiSyncDataCollector
@@ -328,9 +337,9 @@ class _MultiCollector(DataCollectorBase):
         """
         workers = state["workers"]
         if len(workers) != self.num_workers:
-            raise CollectorError(
+            raise CollectorRuntimeError(
                 f"{type(self).__name__}.load_state_dict: the state has {len(workers)} workers, "
-                f"this collector {self.num_workers}"
+                f"this collector {self.num_workers}: build it with as many workers as the saved one"
             )
         self._ensure_open()
         self._settle(drop=True)
@@ -396,7 +405,7 @@ class MultiSyncDataCollector(_MultiCollector):
     ``torch.manual_seed`` of the same seed in the worker: the data equal those
     of ``SyncDataCollector`` instances seeded that way.
 
-    Faults: an exception in a worker is raised here as :class:`CollectorError`
+    Faults: an exception in a worker is raised here as :class:`CollectorRuntimeError`
     with the worker's traceback; a worker that dies (killed, segfault) is
     noticed as soon as its process exits; a worker that gives no answer within
     ``timeout`` (``start_timeout`` while it starts) is killed and reported by
@@ -440,10 +449,10 @@ class MultiSyncDataCollector(_MultiCollector):
         validate_actions: set on every worker's env (see
             :class:`SyncDataCollector`): False skips the check of the actions'
             values; None keeps the envs' setting. A bad action raises
-            :class:`CollectorError` naming the key, with the worker's traceback.
+            :class:`WorkerActionError` naming the key, with the worker's traceback.
 
     Raises:
-        CollectorError: a bad argument, or a worker failed to build its env or
+        CollectorRuntimeError: a bad argument, or a worker failed to build its env or
             collector (the message carries the worker's traceback).
         CollectorTimeoutError: a worker gave no answer within ``start_timeout``
             (raised by the constructor) or ``timeout`` (raised while collecting).
@@ -549,7 +558,7 @@ class MultiaSyncDataCollector(_MultiCollector):
             :class:`SyncDataCollector`); None keeps the envs' setting.
 
     Raises:
-        CollectorError: a bad argument, or a worker failed to start.
+        CollectorRuntimeError: a bad argument, or a worker failed to start.
         CollectorTimeoutError: a worker gave no answer in time (it is killed,
             the others shut down).
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from rlbricks.collectors._base import DataCollectorBase
 from rlbricks.collectors._base import PolicyLike
-from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorRuntimeError
 from rlbricks.collectors._errors import CollectorTimeoutError
 from rlbricks.collectors._ray_worker import CollectorWorker
 from rlbricks.collectors._ray_worker import import_ray
@@ -48,20 +48,25 @@ def _env_fns(create_env_fns: Any, num_collectors: int | None) -> list[Any]:
     elif isinstance(create_env_fns, Sequence) and not isinstance(create_env_fns, str):
         fns = list(create_env_fns)
     else:
-        raise CollectorError(
+        raise CollectorRuntimeError(
             "RayCollector: create_env_fns must be a callable returning an env, or a list of "
             f"them (one per actor), got {type(create_env_fns).__name__}"
         )
     if not fns:
-        raise CollectorError("RayCollector: create_env_fns is empty")
+        raise CollectorRuntimeError(
+            "RayCollector: create_env_fns is empty; give one env factory (replicated), or one "
+            "per actor"
+        )
     if num_collectors is None:
         return fns
     if num_collectors < 1:
-        raise CollectorError(f"RayCollector: num_collectors must be >= 1, got {num_collectors}")
+        raise CollectorRuntimeError(
+            f"RayCollector: num_collectors must be >= 1, got {num_collectors}"
+        )
     if len(fns) == 1:
         return fns * num_collectors
     if len(fns) != num_collectors:
-        raise CollectorError(
+        raise CollectorRuntimeError(
             f"RayCollector: {len(fns)} create_env_fns for num_collectors={num_collectors}: give "
             "one env factory per actor, or a single one to replicate"
         )
@@ -103,7 +108,7 @@ class RayCollector(DataCollectorBase):
     ``postproc``) and the iterator yields ``None``; another buffer is extended
     by this process.
 
-    An exception in an actor raises :class:`CollectorError` with the remote
+    An exception in an actor raises :class:`CollectorRuntimeError` with the remote
     traceback (and shuts the collector down), unless ``max_restarts > 0``:
     then the actor is restarted (Ray ``max_restarts``/``max_task_retries``;
     the env is rebuilt, the latest weights are loaded and trajectory ids go
@@ -147,8 +152,8 @@ class RayCollector(DataCollectorBase):
             the modules and build the env. 300 s by default; None: forever.
 
     Raises:
-        ImportError: ray is not installed.
-        CollectorError: a bad argument, or an actor failed to build its collector.
+        CollectorImportError: ray is not installed.
+        CollectorRuntimeError: a bad argument, or an actor failed to build its collector.
         CollectorTimeoutError: an actor gave no answer within ``start_timeout``
             (raised by the constructor) or ``timeout`` (with no restart left).
 
@@ -191,24 +196,27 @@ class RayCollector(DataCollectorBase):
         kwargs = dict(collector_kwargs or {})
         for key, arg in _RESERVED.items():
             if key in kwargs:
-                raise CollectorError(
+                raise CollectorRuntimeError(
                     f"RayCollector: {key!r} cannot go in collector_kwargs: pass "
                     f"RayCollector({arg}=...)"
                 )
         if frames_per_batch < 1:
-            raise CollectorError(
+            raise CollectorRuntimeError(
                 f"RayCollector: frames_per_batch must be >= 1, got {frames_per_batch}"
             )
         if max_restarts < 0:
-            raise CollectorError(f"RayCollector: max_restarts must be >= 0, got {max_restarts}")
+            raise CollectorRuntimeError(
+                f"RayCollector: max_restarts must be >= 0, got {max_restarts}"
+            )
         for arg, value in (("timeout", timeout), ("start_timeout", start_timeout)):
             if value is not None and not value > 0:
-                raise CollectorError(
+                raise CollectorRuntimeError(
                     f"RayCollector: {arg} must be a positive number of seconds or None, got {value}"
                 )
         if replay_buffer is not None and split_trajs:
-            raise CollectorError(
-                "RayCollector: split_trajs=True cannot be used with a replay_buffer"
+            raise CollectorRuntimeError(
+                "RayCollector: split_trajs=True cannot be used with a replay_buffer; leave "
+                "split_trajs False and cut trajectories when sampling (e.g. with a SliceSampler)"
             )
         self.num_collectors = n = len(fns)
         self.sync = sync
@@ -263,7 +271,7 @@ class RayCollector(DataCollectorBase):
             layouts = self._get(refs, range(n), "create collector", start_timeout)
         except ray.exceptions.RayError as err:
             self.shutdown()
-            raise CollectorError(
+            raise CollectorRuntimeError(
                 f"RayCollector: an actor could not build its collector: {_clean(err)}"
             ) from None
         self._actor_frames = [frames for frames, _, _, _ in layouts]
@@ -272,7 +280,7 @@ class RayCollector(DataCollectorBase):
         env_sizes = [list(size) for _, size, _, _ in layouts]
         if sync and any(size != env_sizes[0] for size in env_sizes):
             self.shutdown()
-            raise CollectorError(
+            raise CollectorRuntimeError(
                 f"RayCollector(sync=True): the actors' envs have batch sizes {env_sizes}; every "
                 "actor's env must have the same batch size (or use sync=False)"
             )
@@ -313,7 +321,7 @@ class RayCollector(DataCollectorBase):
         """
         if not isinstance(self.policy, nn.Module):
             if policy_weights is not None:
-                raise CollectorError(
+                raise CollectorRuntimeError(
                     "RayCollector.update_policy_weights_: the policy is a "
                     f"{type(self.policy).__name__}, not an nn.Module: it has no weights to load"
                 )
@@ -492,12 +500,14 @@ class RayCollector(DataCollectorBase):
     def _fail(self, k: int, err: BaseException, hint: str) -> NoReturn:
         """Shut down and raise the error of actor ``k``."""
         self.shutdown()
-        raise CollectorError(f"RayCollector: actor {k} failed{hint}:\n{_clean(err)}") from None
+        raise CollectorRuntimeError(
+            f"RayCollector: actor {k} failed{hint}:\n{_clean(err)}"
+        ) from None
 
     def _collect(self) -> TensorDict | None:
         """One batch, or None when the actors wrote it into the replay buffer."""
         if self.is_shut_down:
-            raise CollectorError("RayCollector is shut down")
+            raise CollectorRuntimeError("RayCollector is shut down: create a new one")
         if self.update_after_each_batch:
             self.update_policy_weights_()
         if not self.sync:
@@ -505,8 +515,9 @@ class RayCollector(DataCollectorBase):
                 for k in range(self.num_collectors):
                     self._launch(k)
             if not self._pending:
-                raise CollectorError(
-                    f"RayCollector: the {self.total_frames} total_frames were collected already"
+                raise CollectorRuntimeError(
+                    f"RayCollector: the {self.total_frames} total_frames were collected already; "
+                    "create a new collector to collect more"
                 )
             k, batch, info = self._wait()
             self._frames += info["frames"]
@@ -539,7 +550,7 @@ class RayCollector(DataCollectorBase):
             (torch.Size([3, 2]), 6)
         """
         if self._remote_buffer:
-            raise CollectorError(
+            raise CollectorRuntimeError(
                 "RayCollector.next(): the actors write their batches into the replay buffer; "
                 "iterate over the collector instead"
             )
@@ -621,9 +632,10 @@ class RayCollector(DataCollectorBase):
         """
         states = state["collectors"]
         if len(states) != self.num_collectors:
-            raise CollectorError(
+            raise CollectorRuntimeError(
                 f"RayCollector.load_state_dict: the state holds {len(states)} collectors, this "
-                f"RayCollector has {self.num_collectors} actors"
+                f"RayCollector has {self.num_collectors} actors: build it with as many actors as "
+                "the saved one"
             )
         refs = [a.load_state_dict.remote(s) for a, s in zip(self._actors, states)]
         self._get(refs, range(self.num_collectors), "load_state_dict", self.timeout)

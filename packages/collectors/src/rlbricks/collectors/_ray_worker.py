@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorImportError
+from rlbricks.collectors._errors import CollectorRuntimeError
 from rlbricks.collectors._sync import SyncDataCollector
 from rlbricks.collectors._trajectories import TRAJ_IDS
 from rlbricks.collectors._worker import WORKER
@@ -30,7 +31,9 @@ def import_ray() -> Any:
     try:
         return importlib.import_module("ray")
     except ImportError as err:
-        raise ImportError('RayCollector needs ray: pip install "rlbricks-collectors[ray]"') from err
+        raise CollectorImportError(
+            'RayCollector needs ray: pip install "rlbricks-collectors[ray]"'
+        ) from err
 
 
 class CollectorWorker:
@@ -115,7 +118,7 @@ class CollectorWorker:
             if not isinstance(state, dict):  # an object-store reference
                 state = import_ray().get(state)
             if not isinstance(collector.policy, nn.Module):
-                raise CollectorError(
+                raise CollectorRuntimeError(
                     f"RayCollector actor {self.index}: got policy weights but its policy is a "
                     f"{type(collector.policy).__name__}, not an nn.Module"
                 )

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorRuntimeError
 
 __all__ = ["SharedWeights"]
 
@@ -72,7 +72,7 @@ class SharedWeights:
             return
         current = _named_tensors(policy)
         if current.keys() != self.tensors.keys():
-            raise CollectorError(
+            raise CollectorRuntimeError(
                 f"{self.owner}.update_policy_weights_: the policy's parameters and buffers "
                 f"changed since the collector was built (now {sorted(current)}, then "
                 f"{sorted(self.tensors)}); build a new collector for a new architecture"

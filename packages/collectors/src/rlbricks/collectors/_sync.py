@@ -14,7 +14,7 @@ from rlbricks.collectors._base import EnvFactory
 from rlbricks.collectors._base import PolicyLike
 from rlbricks.collectors._base import frames_layout
 from rlbricks.collectors._base import make_env
-from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorRuntimeError
 from rlbricks.collectors._trajectories import TRAJ_IDS
 from rlbricks.collectors._trajectories import TrajectoryCounter
 from rlbricks.envs import EnvBase
@@ -88,7 +88,7 @@ class SyncDataCollector(DataCollectorBase):
             :class:`~rlbricks.envs.ActionError` from :meth:`next`.
 
     Raises:
-        CollectorError: a bad argument (the message says which and why).
+        CollectorRuntimeError: a bad argument (the message says which and why).
         ActionError: (from :meth:`next`) the policy wrote an action that does
             not fit the env's action spec.
 
@@ -128,16 +128,21 @@ class SyncDataCollector(DataCollectorBase):
     ) -> None:
         name = type(self).__name__
         if max_frames_per_traj is not None and max_frames_per_traj < 1:
-            raise CollectorError(f"{name}: max_frames_per_traj must be >= 1 or None")
+            raise CollectorRuntimeError(
+                f"{name}: max_frames_per_traj must be >= 1 or None, got {max_frames_per_traj!r}"
+            )
         if replay_buffer is not None and split_trajs:
-            raise CollectorError(f"{name}: split_trajs=True cannot be used with a replay_buffer")
+            raise CollectorRuntimeError(
+                f"{name}: split_trajs=True cannot be used with a replay_buffer; leave split_trajs "
+                "False and cut trajectories when sampling (e.g. with a SliceSampler)"
+            )
         self.env, self._owns_env = make_env(create_env_fn, name)
         env = self.env
         if validate_actions is not None:
             env.validate_actions = validate_actions
         if env_device is not None and _device(env_device) != env.device:
             self._close_env()
-            raise CollectorError(
+            raise CollectorRuntimeError(
                 f"{name}: env_device={env_device} but the env's data lives on {env.device}: "
                 "build the env with device=..."
             )
@@ -264,7 +269,7 @@ class SyncDataCollector(DataCollectorBase):
             [1.0, 2.0, 3.0]
         """
         if self.is_shut_down:
-            raise CollectorError(f"{type(self).__name__} is shut down")
+            raise CollectorRuntimeError(f"{type(self).__name__} is shut down: create a new one")
         env = self.env
         td = self._root
         if td is None or self.reset_at_each_iter:
@@ -276,7 +281,7 @@ class SyncDataCollector(DataCollectorBase):
             fast = None
             if self.max_frames_per_traj is None and not self.return_same_td:
                 # envs that can run the whole batch without a TensorDict per env step
-                fast = env._policy_rollout(td, policy, self.steps_per_batch, False)
+                fast = env.policy_rollout(td, policy, self.steps_per_batch, False)
             if fast is not None:
                 self._root = fast[1]
                 self._frames += self.frames_per_batch

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorRuntimeError
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 
@@ -48,7 +48,7 @@ class TrajectoryCounter:
         """The ids ``[num_envs, T]`` of a batch whose done flags are ``done`` ``[num_envs, T]``."""
         n, steps = done.shape
         if n != self.current.numel():
-            raise CollectorError(
+            raise CollectorRuntimeError(
                 f"TrajectoryCounter: {n} sub-envs, expected {self.current.numel()}"
             )
         flags = done.to(device=self.current.device, dtype=torch.bool).transpose(0, 1)  # [T, n]
@@ -102,7 +102,7 @@ def split_trajectories(
         mask_key: where to write the mask.
 
     Raises:
-        CollectorError: ``traj_key`` is missing or the batch has no time dim.
+        CollectorRuntimeError: ``traj_key`` is missing or the batch has no time dim.
 
     Example:
         >>> import torch
@@ -116,9 +116,12 @@ def split_trajectories(
         ([[0.0, 1.0, 0.0], [3.0, 4.0, 5.0], [2.0, 0.0, 0.0]], [[True, True, False], [True, True, True], [True, False, False]])
     """
     if tensordict.batch_dims < 1:
-        raise CollectorError("split_trajectories needs a batch with a time dim ([*env_batch, T])")
+        raise CollectorRuntimeError(
+            "split_trajectories needs a batch with a time dim ([*env_batch, T]), got batch_size "
+            f"{tuple(tensordict.batch_size)}: pass a batch a collector yielded"
+        )
     if traj_key not in tensordict.keys(include_nested=True):
-        raise CollectorError(
+        raise CollectorRuntimeError(
             f"split_trajectories: the batch has no {traj_key!r} entry (collectors write it); "
             f"its keys are {list(tensordict.keys())}"
         )

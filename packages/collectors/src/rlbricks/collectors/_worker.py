@@ -40,14 +40,17 @@ from typing import cast
 import torch
 
 from rlbricks.collectors._errors import CollectorError
+from rlbricks.collectors._errors import CollectorRuntimeError
 from rlbricks.collectors._errors import CollectorTimeoutError
 from rlbricks.collectors._errors import WorkerActionError
 from rlbricks.collectors._sync import SyncDataCollector
 from rlbricks.collectors._trajectories import TRAJ_IDS
+from rlbricks.envs import shutdown_workers
+from rlbricks.envs import stop_process
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 
-__all__ = ["WORKER", "WorkerPool", "shutdown_workers", "worker_main"]
+__all__ = ["WORKER", "WorkerPool", "worker_main"]
 
 WORKER: NestedKey = ("collector", "worker")
 
@@ -140,7 +143,7 @@ def worker_main(
             elif command == "close":
                 collector.shutdown()
             else:
-                raise ValueError(f"unknown collector worker command {command!r}")
+                raise CollectorRuntimeError(f"unknown collector worker command {command!r}")
             reply: tuple[str, Any] = ("ok", payload)
         except Exception as err:
             reply = ("error", _describe(err))
@@ -152,35 +155,6 @@ def worker_main(
             break
     collector.shutdown()
     conn.close()
-
-
-def shutdown_workers(
-    processes: list[BaseProcess], conns: list[Connection], grace: float = 2.0
-) -> None:
-    """Ask every worker to close, wait up to ``grace`` seconds, then terminate/kill the rest."""
-    for proc, conn in zip(processes, conns, strict=False):
-        if proc.is_alive():
-            with contextlib.suppress(OSError, ValueError):
-                conn.send(("close", None))
-    deadline = time.monotonic() + grace
-    for proc in processes:
-        proc.join(max(0.0, deadline - time.monotonic()))
-    for proc in processes:
-        _kill(proc)
-    for conn in conns:
-        conn.close()
-    processes.clear()
-    conns.clear()
-
-
-def _kill(proc: BaseProcess) -> None:
-    """Stop a worker that does not answer any more: terminate, then kill."""
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(1.0)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(1.0)
 
 
 def _exit_reason(proc: BaseProcess) -> str:
@@ -197,7 +171,7 @@ class WorkerPool:
     """The parent's end of the worker processes: send commands, wait for answers, fail loudly.
 
     Every wait watches the pipes and the process sentinels together: an error
-    answer or a dead worker raises :class:`CollectorError` at once (after
+    answer or a dead worker raises :class:`CollectorRuntimeError` at once (after
     shutting every worker down). A worker that misses its deadline (its first
     answer ``start_timeout`` seconds after its start, any other answer
     ``timeout`` seconds after its command was sent) is killed, the others are
@@ -251,7 +225,7 @@ class WorkerPool:
                     method = ctx.get_start_method()
                     if method == "fork":
                         raise
-                    raise CollectorError(
+                    raise CollectorRuntimeError(
                         f"{owner}: cannot send worker {i}'s env factory and policy to its "
                         f"process ({type(err).__name__}: {err}). With mp_start_method="
                         f"{method!r} they must be picklable: use a class, a module-level "
@@ -268,7 +242,7 @@ class WorkerPool:
     def send(self, index: int, command: str, arg: Any = None) -> None:
         """Send ``(command, arg)`` to worker ``index``."""
         if self.closed:
-            raise CollectorError(f"{self.owner} is shut down: create a new one")
+            raise CollectorRuntimeError(f"{self.owner} is shut down: create a new one")
         now = time.monotonic()
         self._sent[index] = now
         self._deadlines[index] = None if self.timeout is None else now + self.timeout
@@ -291,7 +265,7 @@ class WorkerPool:
     def wait_first(self, indices: Sequence[int], command: str) -> tuple[int, Any]:
         """The first answer among the workers ``indices`` (the earliest listed if several)."""
         if self.closed:
-            raise CollectorError(f"{self.owner} is shut down: create a new one")
+            raise CollectorRuntimeError(f"{self.owner} is shut down: create a new one")
         try:
             return self._wait_first(indices, command)
         except BaseException:
@@ -345,7 +319,7 @@ class WorkerPool:
         elapsed = time.monotonic() - self._sent[index]
         proc = self.procs[index]
         pid = proc.pid
-        _kill(proc)
+        stop_process(proc)
         self.shutdown()
         if self._starting[index]:
             name, limit = "start_timeout", self.start_timeout
@@ -373,9 +347,9 @@ class WorkerPool:
     def fail(
         self, index: int, command: str, reason: str, kind: type[CollectorError] | None = None
     ) -> NoReturn:
-        """Shut every worker down and raise :class:`CollectorError` (or ``kind``) about worker ``index``."""
+        """Shut every worker down and raise :class:`CollectorRuntimeError` (or ``kind``) about worker ``index``."""
         self.shutdown()
-        raise (kind or CollectorError)(
+        raise (kind or CollectorRuntimeError)(
             f"{self.owner} worker {index} failed during {command!r}: {reason}\n"
             f"All workers were shut down; create a new {self.owner}."
         )

@@ -22,12 +22,19 @@ from rlbricks.envs._dm_control import DMControlEnv
 from rlbricks.envs._dm_control import DMControlWrapper
 from rlbricks.envs._errors import ActionError
 from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvImportError
+from rlbricks.envs._errors import EnvKeyError
+from rlbricks.envs._errors import EnvRuntimeError
 from rlbricks.envs._errors import EnvStateWarning
 from rlbricks.envs._errors import EnvTimeoutError
+from rlbricks.envs._errors import EnvTypeError
+from rlbricks.envs._errors import EnvValueError
 from rlbricks.envs._gym import GymEnv
 from rlbricks.envs._gym import GymWrapper
 from rlbricks.envs._gym_spaces import space_to_spec
 from rlbricks.envs._parallel import ParallelEnv
+from rlbricks.envs._processes import shutdown_workers
+from rlbricks.envs._processes import stop_process
 from rlbricks.envs._rollout import rollout
 from rlbricks.envs._serial import SerialEnv
 from rlbricks.envs._step_mdp import step_mdp
@@ -36,10 +43,17 @@ __version__ = "0.1.1"
 
 __all__ = [
     "EnvBase",
+    # errors
     "EnvError",
+    "EnvRuntimeError",
+    "EnvValueError",
     "ActionError",
-    "EnvStateWarning",
+    "EnvKeyError",
+    "EnvTypeError",
     "EnvTimeoutError",
+    "EnvImportError",
+    "EnvStateWarning",
+    # env functions
     "step_mdp",
     "rollout",
     "check_env_specs",
@@ -48,6 +62,9 @@ __all__ = [
     # batched envs
     "SerialEnv",
     "ParallelEnv",
+    # worker processes (ParallelEnv's, and the multiprocess collectors')
+    "shutdown_workers",
+    "stop_process",
     # simulator wrappers (optional extras)
     "GymEnv",
     "GymWrapper",

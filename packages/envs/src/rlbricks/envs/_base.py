@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from rlbricks.envs._actions import ActionCheck
-from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvRuntimeError
 from rlbricks.envs._step_mdp import DONE_KEYS
 from rlbricks.envs._step_mdp import step_mdp
 from rlbricks.specs import Categorical
@@ -39,7 +39,7 @@ def done_spec_for(batch_size: torch.Size, device: DeviceLike = None) -> Composit
 
 def fill_done(td: TensorDict, batch_size: torch.Size) -> TensorDict:
     """Add the missing done flags so that ``done == terminated | truncated`` (in place)."""
-    flags = td._tensordict
+    flags = td.entries
     done: Any = flags.get("done")
     term: Any = flags.get("terminated")
     trunc: Any = flags.get("truncated")
@@ -86,6 +86,15 @@ class EnvBase(abc.ABC):
     right kind: floating for a continuous spec, integer or bool for indices),
     its values (bounds, categories, one-hot rows, masks) unless
     ``validate_actions`` is False. See the envs guide, "Action checks".
+
+    Rollout fast path: :func:`~rlbricks.envs.rollout` with a policy and the
+    collectors first call the public :meth:`policy_rollout`; when it returns
+    None they run the generic loop (``policy`` then ``step_and_maybe_reset``,
+    step after step).  Any env may override it to run a whole rollout its own
+    way; a result must be exactly what the generic loop gives (entries,
+    values, episode boundaries, action checks), and None is always allowed.
+    :class:`~rlbricks.envs.GymWrapper` implements it. See the envs guide,
+    "Rollout fast path".
 
     Args:
         batch_size: the env's batch shape (``()`` for a single env).
@@ -155,7 +164,7 @@ class EnvBase(abc.ABC):
     def _check_spec(self, name: str, spec: TensorSpec[Any]) -> None:
         bs = self._batch_size
         if tuple(spec.shape[: len(bs)]) != tuple(bs):
-            raise EnvError(
+            raise EnvRuntimeError(
                 f"{type(self).__name__}.{name} has shape {tuple(spec.shape)}, which does not start "
                 f"with the env's batch_size {tuple(bs)}"
             )
@@ -200,7 +209,9 @@ class EnvBase(abc.ABC):
     def action_spec(self) -> TensorSpec[Any]:
         """Spec of ``"action"``."""
         if self._action_spec is None:
-            raise EnvError(f"{type(self).__name__} declares no action_spec: set it in __init__")
+            raise EnvRuntimeError(
+                f"{type(self).__name__} declares no action_spec: set it in __init__"
+            )
         return self._action_spec
 
     @action_spec.setter
@@ -299,12 +310,13 @@ class EnvBase(abc.ABC):
         the reset to some sub-envs: the others keep the values of ``tensordict``.
         """
         if self.is_closed:
-            raise EnvError(f"{type(self).__name__} is closed")
+            raise EnvRuntimeError(f"{type(self).__name__} is closed: create a new env")
         out = self._reset(tensordict)
         if out.batch_size != self._batch_size:
-            raise EnvError(
+            raise EnvRuntimeError(
                 f"{type(self).__name__}._reset returned batch_size {tuple(out.batch_size)}, "
-                f"expected {tuple(self._batch_size)}"
+                f"expected {tuple(self._batch_size)}: _reset must return a TensorDict of the env's "
+                "batch_size"
             )
         fill_done(out, self._batch_size)
         if tensordict is not None and "_reset" in tensordict:
@@ -325,25 +337,23 @@ class EnvBase(abc.ABC):
                 spec, or (with ``validate_actions``) a value is outside it.
         """
         if self.is_closed:
-            raise EnvError(f"{type(self).__name__} is closed")
+            raise EnvRuntimeError(f"{type(self).__name__} is closed: create a new env")
         self.check_action(tensordict)
         nxt = self._step(tensordict)
-        flags = nxt._tensordict
+        flags = nxt.entries
         if "done" not in flags or "terminated" not in flags or "truncated" not in flags:
             fill_done(nxt, self._batch_size)
-        previous = tensordict._tensordict.get("next")
+        entries = tensordict.entries
+        previous = entries.get("next")
         if previous is not None:  # written by the policy: keep what the env did not write
             nxt = _keep_previous(previous, nxt)
+        device = tensordict.device
         if (
             nxt.__class__ is TensorDict
-            and nxt._batch_size == tensordict._batch_size
-            and (
-                tensordict._device is None
-                or nxt._device is tensordict._device
-                or nxt._device == tensordict._device
-            )
+            and nxt.batch_size == tensordict.batch_size
+            and (device is None or nxt.device == device)
         ):  # what ``set`` would check: store it as is
-            tensordict._tensordict["next"] = nxt
+            entries["next"] = nxt
         else:
             tensordict.set("next", nxt)
         return tensordict
@@ -424,16 +434,16 @@ class EnvBase(abc.ABC):
             [4.0, 0.0]
         """
         root = tensordict
-        done: Any = root._tensordict["done"]
+        done: Any = root.entries["done"]
         if _any(done):
             if self._batch_size:  # a shallow copy with the mask: the input is left as it is
-                source = root._tensordict.copy()
+                source = root.entries.copy()
                 source["_reset"] = done  # a root entry: its shape fits by construction
-                root = self.reset(TensorDict._new_unsafe(source, root._batch_size, root._device))
+                root = self.reset(TensorDict.from_trusted(source, root.batch_size, root.device))
             else:  # keys the reset does not produce carry over, as for batched envs
                 fresh = self.reset()
                 for key, value in root.items():
-                    if key not in fresh._tensordict:
+                    if key not in fresh.entries:
                         fresh.set(key, value)
                 root = fresh
         return root
@@ -457,19 +467,50 @@ class EnvBase(abc.ABC):
         """
         return None
 
-    def _policy_rollout(
+    def policy_rollout(
         self,
         tensordict: TensorDict,
         policy: Callable[[TensorDict], TensorDict],
         max_steps: int,
         break_when_any_done: bool,
     ) -> tuple[TensorDict, TensorDict] | None:
-        """Optional fast path of a rollout with ``policy`` from the root ``tensordict``.
+        """The env's fast path of a rollout with ``policy``, or None for the generic loop.
 
-        Returns ``(steps, next_root)``: the stacked steps, exactly what the
-        generic loop gives, and the root of the following step (finished
-        sub-envs reset); None (the default) means "use the generic loop".
-        Collectors call it for every batch.
+        :func:`~rlbricks.envs.rollout` (with a policy) and the collectors call
+        it once per rollout or batch, before stepping the env themselves.  An
+        env that can run the whole rollout faster than ``step`` after ``step``
+        (e.g. writing its outputs into preallocated arrays) overrides it; the
+        base returns None, which means "use the generic loop".  An override
+        may also return None for the cases it does not cover.
+
+        The contract of a result (see the class docstring, "Rollout fast
+        path"): exactly what the generic loop gives, i.e. ``policy`` then
+        :meth:`step_and_maybe_reset`, ``max_steps`` times (stopping after the
+        first step where any sub-env is done when ``break_when_any_done``),
+        with the same entries, values, episode boundaries and action checks.
+
+        Args:
+            tensordict: the root TensorDict of the first step (e.g. from
+                :meth:`reset`, or the ``next_root`` of a previous call).
+            policy: reads a root TensorDict and writes ``"action"`` into it.
+            max_steps: the number of steps.
+            break_when_any_done: stop after the first step where a sub-env is
+                done; otherwise finished sub-envs are reset and the rollout
+                goes on.
+
+        Returns:
+            None, or ``(steps, next_root)``: the steps stacked on a new last
+            batch dim (``[*batch_size, T]``) and the root of the step after the
+            last one, finished sub-envs reset, from which the next rollout
+            continues.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.envs.testing import CountingEnv
+            >>> env = CountingEnv(max_steps=5)
+            >>> policy = lambda td: td.set("action", torch.ones(1, dtype=torch.long))
+            >>> env.policy_rollout(env.reset(), policy, 3, False) is None  # the generic loop
+            True
         """
         return None
 
@@ -525,7 +566,7 @@ class EnvBase(abc.ABC):
 def _keep_previous(previous: Any, nxt: TensorDict) -> TensorDict:
     """``nxt`` plus the entries of ``previous`` (a TensorDict) that it does not hold."""
     if not isinstance(previous, TensorDict):
-        raise EnvError(
+        raise EnvRuntimeError(
             f"the input's 'next' entry is a {type(previous).__name__}, not a TensorDict: "
             "env.step writes its outputs there"
         )
@@ -566,26 +607,26 @@ def _merge_partial(previous: TensorDict, reset: TensorDict) -> TensorDict:
 
 def _merge_flat(previous: TensorDict, reset: TensorDict) -> TensorDict | None:
     """``_merge_partial`` for one-level TensorDicts of tensors (None otherwise)."""
-    if previous._batch_size != reset._batch_size or (
-        previous._device is not None and previous._device != reset._device
+    if previous.batch_size != reset.batch_size or (
+        previous.device is not None and previous.device != reset.device
     ):
         return None
-    source = previous._tensordict
+    source = previous.entries
     mask = source.get("_reset")
     if mask.__class__ is not torch.Tensor:
         return None
     for value in source.values():
         if value.__class__ is not torch.Tensor:
             return None
-    for value in reset._tensordict.values():
+    for value in reset.entries.values():
         if value.__class__ is not torch.Tensor:
             return None
     out: dict[str, Any] = source.copy()
     del out["_reset"]
-    nd = len(previous._batch_size)
+    nd = len(previous.batch_size)
     lead = tuple(mask.shape[:nd])
     masks: dict[int, torch.Tensor] = {}
-    fresh: dict[str, Any] = reset._tensordict
+    fresh: dict[str, Any] = reset.entries
     for key, value in fresh.items():
         old = out.get(key)
         if old is None or old.shape != value.shape:
@@ -596,4 +637,4 @@ def _merge_flat(previous: TensorDict, reset: TensorDict) -> TensorDict | None:
             shape = lead + (1,) * (value.ndim - nd)
             m = masks[value.ndim] = mask if mask.shape == shape else mask.reshape(shape)
         out[key] = torch.where(m, value, old)
-    return TensorDict._new_unsafe(out, previous._batch_size, previous._device)
+    return TensorDict.from_trusted(out, previous.batch_size, previous.device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvRuntimeError
 from rlbricks.specs import Composite
 from rlbricks.specs import SpecError
 
@@ -52,7 +52,7 @@ def check_env_specs(env: EnvBase, steps: int = 3, seed: int | None = None) -> No
         seed: seed the env first.
 
     Raises:
-        EnvError: the output disagrees with the specs (the message lists every problem).
+        EnvRuntimeError: the output disagrees with the specs (the message lists every problem).
 
     Example:
         >>> from rlbricks.envs import check_env_specs
@@ -80,4 +80,6 @@ def check_env_specs(env: EnvBase, steps: int = 3, seed: int | None = None) -> No
     if extra:
         problems.append(f"keys written but not declared in any spec: {extra}")
     if problems:
-        raise EnvError(f"{type(env).__name__} does not match its specs:\n" + "\n".join(problems))
+        raise EnvRuntimeError(
+            f"{type(env).__name__} does not match its specs:\n" + "\n".join(problems)
+        )

@@ -15,7 +15,9 @@ import torch
 
 from rlbricks.envs._base import DeviceLike
 from rlbricks.envs._base import EnvBase
-from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvImportError
+from rlbricks.envs._errors import EnvRuntimeError
+from rlbricks.envs._errors import EnvValueError
 from rlbricks.specs import Bounded
 from rlbricks.specs import Composite
 from rlbricks.specs import TensorSpec
@@ -32,7 +34,7 @@ def _load_suite() -> Any:
     try:
         from dm_control import suite
     except ImportError as err:
-        raise ImportError(
+        raise EnvImportError(
             'DMControlEnv needs dm_control: pip install "rlbricks-envs[dm_control]"'
         ) from err
     return suite
@@ -66,8 +68,8 @@ class DMControlWrapper(EnvBase):
         device: device of the returned tensors.
 
     Raises:
-        ValueError: ``frame_skip < 1``, or ``pixels_only`` without ``from_pixels``.
-        EnvError: ``from_pixels`` but the environment cannot render.
+        EnvValueError: ``frame_skip < 1``, or ``pixels_only`` without ``from_pixels``.
+        EnvRuntimeError: ``from_pixels`` but the environment cannot render.
 
     Example:
         >>> import os
@@ -93,9 +95,9 @@ class DMControlWrapper(EnvBase):
     ) -> None:
         super().__init__(device=device)
         if frame_skip < 1:
-            raise ValueError(f"frame_skip must be at least 1, got {frame_skip}")
+            raise EnvValueError(f"frame_skip must be at least 1, got {frame_skip}")
         if pixels_only and not from_pixels:
-            raise ValueError("pixels_only=True needs from_pixels=True")
+            raise EnvValueError("pixels_only=True needs from_pixels=True")
         self.from_pixels = from_pixels
         self.pixels_only = pixels_only
         self.concat_observations = concat_observations
@@ -143,7 +145,7 @@ class DMControlWrapper(EnvBase):
                 self._env.physics.render(height=PIXELS_SIZE, width=PIXELS_SIZE, camera_id=0)
             )
         except Exception as err:
-            raise EnvError(
+            raise EnvRuntimeError(
                 f"{type(self).__name__}(from_pixels=True) cannot render ({type(err).__name__}: "
                 f"{err}). Rendering headless needs an OpenGL backend chosen before dm_control "
                 "is first imported: export MUJOCO_GL=egl (or osmesa)."
@@ -190,7 +192,10 @@ class DMControlWrapper(EnvBase):
     def _set_seed(self, seed: int) -> None:
         random = getattr(self._env.task, "random", None)
         if not isinstance(random, np.random.RandomState):
-            raise EnvError(f"{type(self).__name__}: the task has no numpy RandomState to seed")
+            raise EnvRuntimeError(
+                f"{type(self).__name__}: the task has no numpy RandomState to seed; seed it when "
+                "building the env (task_kwargs={'random': seed})"
+            )
         random.seed(seed)
 
     def close(self) -> None:
@@ -215,7 +220,7 @@ class DMControlEnv(DMControlWrapper):
             ``set_seed`` rebuilds the task with ``random=seed``.
 
     Raises:
-        ImportError: dm_control is not installed (the message names the extra).
+        EnvImportError: dm_control is not installed (the message names the extra).
 
     Example:
         >>> from rlbricks.envs import DMControlEnv, check_env_specs

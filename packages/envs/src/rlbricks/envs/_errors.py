@@ -1,20 +1,126 @@
-"""The exceptions of ``rlbricks.envs``."""
+"""The exception family of ``rlbricks.envs``: :class:`EnvError` and its subclasses."""
 
 from __future__ import annotations
 
-__all__ = ["ActionError", "EnvError", "EnvStateWarning", "EnvTimeoutError"]
+__all__ = [
+    "ActionError",
+    "EnvError",
+    "EnvImportError",
+    "EnvKeyError",
+    "EnvRuntimeError",
+    "EnvStateWarning",
+    "EnvTimeoutError",
+    "EnvTypeError",
+    "EnvValueError",
+]
 
 
-class EnvError(RuntimeError):
-    """An environment broke its contract, or a worker process failed.
+class EnvError(Exception):
+    """The root of every exception that ``rlbricks.envs`` raises.
 
-    For batched envs running in worker processes, the message carries the
-    worker's index and its full traceback.
+    It derives from ``Exception`` only: ``except EnvError`` catches every env
+    error, whichever built-in (``RuntimeError``, ``ValueError``,
+    ``TimeoutError``, ...) the raised subclass also is.
 
     Example:
+        >>> import torch
         >>> from rlbricks.envs import EnvError
-        >>> issubclass(EnvError, RuntimeError)
-        True
+        >>> from rlbricks.envs.testing import CountingEnv
+        >>> env = CountingEnv()
+        >>> try:
+        ...     env.step(env.reset().set("action", torch.tensor([7])))
+        ... except EnvError as err:
+        ...     print(type(err).__name__)
+        ActionError
+    """
+
+
+class EnvRuntimeError(EnvError, RuntimeError):
+    """An environment broke its contract, was used after ``close()``, or a worker failed.
+
+    For batched envs running in worker processes, the message carries the
+    worker's index and its full traceback.  Both a ``RuntimeError`` and an
+    :class:`EnvError`.
+
+    Example:
+        >>> from rlbricks.envs import EnvRuntimeError
+        >>> from rlbricks.envs.testing import CountingEnv
+        >>> env = CountingEnv()
+        >>> env.close()
+        >>> try:
+        ...     env.reset()
+        ... except RuntimeError as err:
+        ...     print(type(err).__name__, err)
+        EnvRuntimeError CountingEnv is closed: create a new env
+    """
+
+
+class EnvValueError(EnvError, ValueError):
+    """An argument of an env or of a rollout has an invalid value.
+
+    Examples: ``frame_skip=0``, ``max_steps=-1``, a ``timeout`` that is not
+    positive.  Both a ``ValueError`` and an :class:`EnvError`; the message
+    names the argument and the value received.
+
+    Example:
+        >>> from rlbricks.envs import rollout
+        >>> from rlbricks.envs.testing import CountingEnv
+        >>> try:
+        ...     rollout(CountingEnv(), max_steps=0)
+        ... except ValueError as err:
+        ...     print(type(err).__name__, err)
+        EnvValueError max_steps must be positive, got 0
+    """
+
+
+class EnvKeyError(EnvError, KeyError):
+    """An entry an env reads (the ``"action"``) is missing from its input TensorDict.
+
+    Both a ``KeyError`` and an :class:`EnvError`; the message names the entry.
+
+    Example:
+        >>> from rlbricks.envs import EnvKeyError, SerialEnv
+        >>> from rlbricks.envs.testing import CountingEnv
+        >>> env = SerialEnv(2, CountingEnv)
+        >>> try:
+        ...     env.step(env.reset())
+        ... except KeyError as err:
+        ...     print(type(err).__name__, err)
+        EnvKeyError SerialEnv.step needs 'action' in the TensorDict: write the policy's action there first
+        >>> env.close()
+    """
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; a message reads better unquoted.
+        return str(self.args[0]) if self.args else ""
+
+
+class EnvTypeError(EnvError, TypeError):
+    """A simulator's space or object has a type the wrappers cannot handle.
+
+    Both a ``TypeError`` and an :class:`EnvError`; the message names the
+    type and what is supported.
+
+    Example:
+        >>> from rlbricks.envs import EnvTypeError, space_to_spec
+        >>> try:
+        ...     space_to_spec(object())
+        ... except TypeError as err:
+        ...     print(type(err).__name__)
+        EnvTypeError
+    """
+
+
+class EnvImportError(EnvError, ImportError):
+    """An optional simulator library (gymnasium, dm_control, ale-py) is not installed.
+
+    Both an ``ImportError`` and an :class:`EnvError`; the message gives the
+    ``pip install`` command that adds it.
+
+    Example:
+        >>> from rlbricks.envs import EnvError, EnvImportError
+        >>> issubclass(EnvImportError, ImportError), issubclass(EnvImportError, EnvError)
+        (True, True)
     """
 
 
@@ -66,7 +172,7 @@ class EnvStateWarning(UserWarning):
     """
 
 
-class ActionError(EnvError, ValueError):
+class ActionError(EnvValueError):
     """An action does not match the env's action spec (shape, dtype or values).
 
     Raised by ``env.step`` (and the rollout and collector loops) before the
@@ -74,7 +180,8 @@ class ActionError(EnvError, ValueError):
     what was received (shape and dtype, or the offending values and their
     index) and the fix. Shape and dtype are always checked; values (bounds,
     categories, one-hot rows, masks) unless ``env.validate_actions`` is False.
-    ``except EnvError`` and ``except ValueError`` both catch it.
+    An :class:`EnvValueError`: ``except EnvError`` and ``except ValueError``
+    both catch it.
 
     Example:
         >>> import torch

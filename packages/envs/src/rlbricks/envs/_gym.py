@@ -33,8 +33,10 @@ import torch
 
 from rlbricks.envs._base import DeviceLike
 from rlbricks.envs._base import EnvBase
-from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvImportError
+from rlbricks.envs._errors import EnvRuntimeError
 from rlbricks.envs._errors import EnvTimeoutError
+from rlbricks.envs._errors import EnvValueError
 from rlbricks.envs._gym_autoreset import PendingResets
 from rlbricks.envs._gym_spaces import action_converter
 from rlbricks.envs._gym_spaces import box_converter
@@ -57,7 +59,7 @@ def _import_gym(owner: str) -> Any:
     try:
         import gymnasium
     except ImportError:
-        raise ImportError(f'{owner} needs gymnasium: pip install "rlbricks-envs[gym]"') from None
+        raise EnvImportError(f'{owner} needs gymnasium: pip install "rlbricks-envs[gym]"') from None
     return gymnasium
 
 
@@ -190,15 +192,15 @@ class GymWrapper(EnvBase):
         batch_size = (env.num_envs,) if self._vector else ()
         super().__init__(batch_size=batch_size, device=device, validate_actions=validate_actions)
         if frame_skip < 1:
-            raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+            raise EnvValueError(f"frame_skip must be >= 1, got {frame_skip}")
         if pixels_only and not from_pixels:
-            raise ValueError("pixels_only=True needs from_pixels=True")
+            raise EnvValueError("pixels_only=True needs from_pixels=True")
         modes = gym.vector.AutoresetMode
         self._same_step = False
         if self._vector:
             mode = env.metadata.get("autoreset_mode", modes.NEXT_STEP)
             if mode not in (modes.DISABLED, modes.SAME_STEP):
-                raise EnvError(
+                raise EnvRuntimeError(
                     f"GymWrapper needs a vector env whose autoreset cannot glue two episodes "
                     f"together (AutoresetMode.DISABLED or AutoresetMode.SAME_STEP), got {mode}: "
                     "build it with gymnasium.make_vec(..., vector_kwargs={'autoreset_mode': "
@@ -207,18 +209,18 @@ class GymWrapper(EnvBase):
             self._same_step = mode == modes.SAME_STEP
             space = env.single_observation_space
             if self._same_step and (from_pixels or info_keys or _is_composite_space(space)):
-                raise EnvError(
+                raise EnvRuntimeError(
                     "GymWrapper: with AutoresetMode.SAME_STEP the frames and infos of a step "
                     "that ends an episode belong to the next one; pixels, info_keys and Dict or "
                     "Tuple observations need a vector env built with AutoresetMode.DISABLED"
                 )
             if frame_skip > 1:
-                raise ValueError(
+                raise EnvValueError(
                     "frame_skip > 1 on a vector env must be applied per sub-env: "
                     "use GymEnv(env_id, num_envs=n, frame_skip=k)"
                 )
         if from_pixels and env.render_mode != "rgb_array":
-            raise EnvError(
+            raise EnvRuntimeError(
                 f"from_pixels=True needs render_mode='rgb_array', the env has {env.render_mode!r}: "
                 "pass render_mode='rgb_array' to gymnasium.make"
             )
@@ -306,7 +308,7 @@ class GymWrapper(EnvBase):
             observation = obs_fn(obs)
             bs = self._batch_size
             if observation.shape[: len(bs)] == bs:
-                return TensorDict._new_unsafe({"observation": observation}, bs, self._device)
+                return TensorDict.from_trusted({"observation": observation}, bs, self._device)
         out = TensorDict(batch_size=self.batch_size, device=self.device)
         if not self.pixels_only:
             if self._copy_obs:  # torch.as_tensor below would share the env's buffers
@@ -352,7 +354,7 @@ class GymWrapper(EnvBase):
             self._pending.clear()
         out = self._observation(obs, info)
         if self._cpu:  # the done flags of a fresh episode, without three torch ops
-            flags = out._tensordict
+            flags = out.entries
             zeros = np.zeros((3, *self._flag_shape), dtype=bool)  # one array, three views
             flags["done"] = torch.from_numpy(zeros[0])
             flags["terminated"] = torch.from_numpy(zeros[1])
@@ -374,7 +376,7 @@ class GymWrapper(EnvBase):
             True
             >>> env.close()
         """
-        source = tensordict._tensordict
+        source = tensordict.entries
         observation = source.get("observation")
         done = source.get("done")
         cls = type(self)
@@ -385,7 +387,7 @@ class GymWrapper(EnvBase):
             or self.is_closed
             or cls._reset is not GymWrapper._reset
             or cls.reset is not EnvBase.reset
-            or tensordict._batch_size != self._batch_size
+            or tensordict.batch_size != self._batch_size
             or observation.__class__ is not torch.Tensor
             or done.__class__ is not torch.Tensor
             or observation.requires_grad
@@ -409,7 +411,7 @@ class GymWrapper(EnvBase):
         out["done"] = torch.from_numpy(zeros[0])
         out["terminated"] = torch.from_numpy(zeros[1])
         out["truncated"] = torch.from_numpy(zeros[2])
-        return TensorDict._new_unsafe(out, tensordict._batch_size, tensordict._device)
+        return TensorDict.from_trusted(out, tensordict.batch_size, tensordict.device)
 
     def _masked_reset(self, seed: int | None) -> Any:
         """``mask -> observations``: gymnasium's reset of the sub-envs in ``mask``."""
@@ -444,7 +446,7 @@ class GymWrapper(EnvBase):
                     break
         obs_fn = self._obs_fn
         if obs_fn is not None and not self._vector:  # one env, a Box observation: no checks
-            out = TensorDict._new_unsafe(
+            out = TensorDict.from_trusted(
                 {"observation": obs_fn(obs)}, self._batch_size, self._device
             )
         else:
@@ -462,7 +464,7 @@ class GymWrapper(EnvBase):
             term = np.array(terminated, dtype=bool).reshape(shape)
             trunc = np.array(truncated, dtype=bool).reshape(shape)
             done = term | trunc
-        flags = out._tensordict
+        flags = out.entries
         if self._cpu:
             from_numpy = torch.from_numpy
             flags["reward"] = from_numpy(rew)
@@ -484,13 +486,35 @@ class GymWrapper(EnvBase):
 
         return random_rollout(self, tensordict, max_steps, break_when_any_done)
 
-    def _policy_rollout(
+    def policy_rollout(
         self,
         tensordict: TensorDict,
         policy: Callable[[TensorDict], TensorDict],
         max_steps: int,
         break_when_any_done: bool,
     ) -> tuple[TensorDict, TensorDict] | None:
+        """The gymnasium fast path of a policy rollout (see :meth:`EnvBase.policy_rollout`).
+
+        It covers a plain wrapper (no subclass overriding its step or reset
+        methods) with a ``Box`` observation only (no ``from_pixels``,
+        ``info_keys`` or dict observation) on the CPU, ``frame_skip=1`` for a
+        single env, and a root whose observation and done flags are CPU
+        tensors and that holds no ``"next"`` entry.  The policy is called on a
+        root TensorDict per step, gymnasium is stepped with numpy values and
+        the env's outputs go straight into preallocated arrays, with the same
+        action checks as :meth:`step`.  Anything else returns None (the
+        generic loop).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.envs import GymEnv
+            >>> env = GymEnv("CartPole-v1", categorical_action_encoding=True)
+            >>> policy = lambda td: td.set("action", torch.tensor(0))
+            >>> steps, root = env.policy_rollout(env.reset(), policy, 4, False)
+            >>> steps.batch_size, sorted(steps["next"].keys())
+            (torch.Size([4]), ['done', 'observation', 'reward', 'terminated', 'truncated'])
+            >>> env.close()
+        """
         from rlbricks.envs._gym_policy_rollout import policy_rollout
 
         return policy_rollout(self, tensordict, policy, max_steps, break_when_any_done)
@@ -549,7 +573,7 @@ class GymWrapper(EnvBase):
         was incomplete (``state["exact"]`` False).
 
         Raises:
-            EnvError: the env has other wrappers or another number of sub-envs.
+            EnvRuntimeError: the env has other wrappers or another number of sub-envs.
         """
         gym = _import_gym(type(self).__name__)
         restore_gym_state(self.env, state["gym"], gym)
@@ -590,7 +614,7 @@ class GymEnv(GymWrapper):
         **make_kwargs: forwarded to ``gymnasium.make`` (per sub-env for vector envs).
 
     Raises:
-        ImportError: gymnasium is not installed (the message names the extra).
+        EnvImportError: gymnasium is not installed (the message names the extra).
 
     Example:
         >>> import torch
@@ -625,12 +649,14 @@ class GymEnv(GymWrapper):
     ) -> None:
         gym = _import_gym(type(self).__name__)
         if timeout is not None and not timeout > 0:
-            raise ValueError("GymEnv: timeout must be a positive number of seconds or None")
+            raise EnvValueError(
+                f"GymEnv: timeout must be a positive number of seconds or None, got {timeout!r}"
+            )
         if env_id.startswith("ALE/"):
             try:
                 import ale_py
             except ImportError:
-                raise ImportError(f"{env_id} needs ale-py: pip install ale-py") from None
+                raise EnvImportError(f"{env_id} needs ale-py: pip install ale-py") from None
             gym.register_envs(ale_py)
         if from_pixels:
             make_kwargs.setdefault("render_mode", "rgb_array")
@@ -640,7 +666,7 @@ class GymEnv(GymWrapper):
             skip = frame_skip
         else:
             if vectorization_mode not in ("sync", "async"):
-                raise ValueError(
+                raise EnvValueError(
                     f"vectorization_mode must be 'sync' or 'async', got {vectorization_mode!r}"
                 )
             wrappers = []

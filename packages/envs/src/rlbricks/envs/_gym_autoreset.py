@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvRuntimeError
 
 __all__ = ["PendingResets"]
 
@@ -57,7 +57,7 @@ class PendingResets:
         """Raise if finished sub-envs have not been reset since the last step."""
         if self.mask is not None:
             index = np.flatnonzero(self.mask).tolist()
-            raise EnvError(
+            raise EnvRuntimeError(
                 f"{self.owner}: sub-envs {index} finished at the previous step and were not "
                 "reset; call env.maybe_reset(root), env.step_and_maybe_reset(td) or env.reset "
                 "with a '_reset' mask before stepping again"
@@ -92,14 +92,14 @@ class PendingResets:
         nothing is pending and ``reset`` returned None.
 
         Raises:
-            EnvError: a sub-env gymnasium already reset is not in ``mask``.
+            EnvRuntimeError: a sub-env gymnasium already reset is not in ``mask``.
         """
         pending, kept = self.mask, self.observation
         if pending is None or kept is None:
             return reset(mask)
         missing = pending & ~mask
         if missing.any():
-            raise EnvError(
+            raise EnvRuntimeError(
                 f"{self.owner}: sub-envs {np.flatnonzero(missing).tolist()} were reset by "
                 "gymnasium's autoreset when they finished; include them in the '_reset' mask"
             )

@@ -29,7 +29,7 @@ from typing import cast
 import numpy as np
 import torch
 
-from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvRuntimeError
 from rlbricks.envs._gym_rollout import DONE_FLAGS
 from rlbricks.envs._gym_rollout import env_supported
 from rlbricks.envs._gym_spaces import tensor_to_space_value
@@ -46,9 +46,9 @@ _NOT_CARRIED = frozenset(("observation", "reward", "action", "next", *DONE_FLAGS
 
 
 def _root_supported(wrapper: GymWrapper, root: TensorDict) -> bool:
-    if root.__class__ is not TensorDict or root._batch_size != wrapper._batch_size:
+    if root.__class__ is not TensorDict or root.batch_size != wrapper._batch_size:
         return False
-    source = root._tensordict
+    source = root.entries
     if "next" in source or "observation" not in source:
         return False
     for key in ("observation", *DONE_FLAGS):
@@ -93,8 +93,8 @@ def policy_rollout(
     env = wrapper.env
     batch = wrapper._batch_size
     vector = wrapper._vector
-    device = root._device
-    first = cast(torch.Tensor, root._tensordict["observation"]).numpy()
+    device = root.device
+    first = cast(torch.Tensor, root.entries["observation"]).numpy()
     obs_dtype = np.dtype(wrapper._obs_space.dtype)
     root_obs = np.empty((max_steps + 1, *first.shape), dtype=obs_dtype)
     root_obs[0] = first
@@ -109,14 +109,17 @@ def policy_rollout(
     if same_step:
         pending.check_step()
     outputs: list[TensorDict] = []
-    source: dict[str, Any] = dict(root._tensordict)
+    source: dict[str, Any] = dict(root.entries)
     steps = max_steps
     from_numpy = torch.from_numpy
     for t in range(max_steps):
-        td = policy(TensorDict._new_unsafe(source, batch, device))
-        action = td._tensordict.get("action")
+        td = policy(TensorDict.from_trusted(source, batch, device))
+        action = td.entries.get("action")
         if action is None:
-            raise EnvError("the policy did not write 'action' into the TensorDict it was given")
+            raise EnvRuntimeError(
+                "the policy did not write 'action' into the TensorDict it was given: make it "
+                "write its action under the 'action' key"
+            )
         if run_check is not None:
             run_check(action, validate, wrapper)
         obs, rew, term, trunc, info = env.step(convert(action))
@@ -160,25 +163,25 @@ def policy_rollout(
     result = _assemble(
         root, outputs, root_obs, next_obs, reward, terminated, truncated, zero_flags, steps
     )
-    return result, TensorDict._new_unsafe(source, batch, device)
+    return result, TensorDict.from_trusted(source, batch, device)
 
 
 def _carried(td: TensorDict) -> dict[str, Any]:
     """The entries ``step_mdp`` carries to the next root, besides the env's outputs."""
-    source = td._tensordict
+    source = td.entries
     out = {k: v for k, v in source.items() if k not in _NOT_CARRIED}
     written = _written_next(td)  # next entries the policy wrote (e.g. recurrent states)
     if written is not None:
-        out.update((k, v) for k, v in written._tensordict.items() if k not in _ENV_KEYS)
+        out.update((k, v) for k, v in written.entries.items() if k not in _ENV_KEYS)
     return out
 
 
 def _written_next(td: TensorDict) -> TensorDict | None:
     """The ``"next"`` entries the policy wrote into ``td`` (None if it wrote none)."""
-    written = td._tensordict.get("next")
+    written = td.entries.get("next")
     if written is None or isinstance(written, TensorDict):
         return written
-    raise EnvError(
+    raise EnvRuntimeError(
         f"the policy wrote a {type(written).__name__} under 'next', not a TensorDict: "
         "env.step writes its outputs there"
     )
@@ -196,7 +199,7 @@ def _assemble(
     steps: int,
 ) -> TensorDict:
     """The stacked steps ``[*batch, T]``: the policy's entries stacked, the env's from arrays."""
-    batch = root._batch_size
+    batch = root.batch_size
     nd = len(batch)
     size = torch.Size((*batch, steps))
 
@@ -205,20 +208,20 @@ def _assemble(
 
     root_flags = zero_flags[:steps, :]
     for i, key in enumerate(("done", "terminated", "truncated")):
-        root_flags[0, i] = cast(torch.Tensor, root._tensordict[key]).numpy()
+        root_flags[0, i] = cast(torch.Tensor, root.entries[key]).numpy()
     source: dict[str, Any] = {"observation": time_last(root_obs)}
     for i, key in enumerate(("done", "terminated", "truncated")):
         source[key] = time_last(root_flags[:, i])
     policy_side = [
-        TensorDict._new_unsafe(
-            {k: v for k, v in td._tensordict.items() if k not in _ENV_KEYS and k != "next"},
+        TensorDict.from_trusted(
+            {k: v for k, v in td.entries.items() if k not in _ENV_KEYS and k != "next"},
             batch,
-            root._device,
+            root.device,
         )
         for td in outputs
     ]
     stacked = stack(policy_side, nd)
-    source.update(stacked._tensordict)
+    source.update(stacked.entries)
     term = terminated[:steps]
     trunc = truncated[:steps]
     nxt: dict[str, Any] = {
@@ -232,15 +235,18 @@ def _assemble(
     if any(w is not None for w in maybe_written):
         written = [w for w in maybe_written if w is not None]
         if len(written) != len(maybe_written):
-            raise EnvError("the policy wrote 'next' entries at some steps and not at others")
+            raise EnvRuntimeError(
+                "the policy wrote 'next' entries at some steps and not at others: a policy "
+                "should leave 'next' alone (env.step writes there)"
+            )
         extra = [
-            TensorDict._new_unsafe(
-                {k: v for k, v in w._tensordict.items() if k not in _ENV_KEYS},
+            TensorDict.from_trusted(
+                {k: v for k, v in w.entries.items() if k not in _ENV_KEYS},
                 batch,
-                root._device,
+                root.device,
             )
             for w in written
         ]
-        nxt.update(stack(extra, nd)._tensordict)
-    source["next"] = TensorDict._new_unsafe(nxt, size, root._device)
-    return TensorDict._new_unsafe(source, size, root._device)
+        nxt.update(stack(extra, nd).entries)
+    source["next"] = TensorDict.from_trusted(nxt, size, root.device)
+    return TensorDict.from_trusted(source, size, root.device)

@@ -79,18 +79,18 @@ def _supported(wrapper: GymWrapper, root: TensorDict) -> TensorSpec[Any] | None:
         return None
     spec = wrapper.action_spec
     if spec.__class__ in (OneHot, Categorical):
-        if spec._not_mask is not None:
+        if spec.mask is not None:
             return None
     elif spec.__class__ not in (Bounded, Unbounded):
         return None
-    if root.__class__ is not TensorDict or root._batch_size != wrapper._batch_size:
+    if root.__class__ is not TensorDict or root.batch_size != wrapper._batch_size:
         return None
-    if root._tensordict.keys() != _ROOT_KEYS:
+    if root.entries.keys() != _ROOT_KEYS:
         return None  # other root keys: the generic loop carries them step to step
-    for value in root._tensordict.values():
+    for value in root.entries.values():
         if value.__class__ is not torch.Tensor or not value.is_cpu or value.requires_grad:
             return None
-    if root._tensordict["observation"].shape != wrapper.observation_spec["observation"].shape:
+    if root.entries["observation"].shape != wrapper.observation_spec["observation"].shape:
         return None
     return spec
 
@@ -114,7 +114,7 @@ def random_rollout(
     env = wrapper.env
     batch = tuple(wrapper._batch_size)
     obs_dtype = np.dtype(wrapper._obs_space.dtype)
-    first = cast(torch.Tensor, root._tensordict["observation"]).numpy()
+    first = cast(torch.Tensor, root.entries["observation"]).numpy()
     flag_shape = (max_steps, *batch, 1)
     next_obs = np.empty((max_steps, *first.shape), dtype=obs_dtype)
     reward = np.zeros(flag_shape, dtype=np.float32)
@@ -189,14 +189,14 @@ def _assemble(
     steps: int,
 ) -> TensorDict:
     """The stacked rollout ``[*batch, T]`` from the step-major arrays ``[T, *batch, ...]``."""
-    batch = root._batch_size
+    batch = root.batch_size
     nd = len(batch)
 
     def time_last(value: torch.Tensor) -> torch.Tensor:
         value = value[:steps]
         return value.movedim(0, nd).contiguous() if nd else value
 
-    flags0 = cast(dict[str, torch.Tensor], root._tensordict)  # checked by _supported
+    flags0 = cast(dict[str, torch.Tensor], root.entries)  # checked by _supported
     root_flags = {}
     for key in ("done", "terminated", "truncated"):
         # every step after the first starts a fresh or ongoing episode: all False
@@ -206,7 +206,7 @@ def _assemble(
         root_flags[key] = time_last(flag)
     term = torch.from_numpy(terminated)
     trunc = torch.from_numpy(truncated)
-    nxt = TensorDict._new_unsafe(
+    nxt = TensorDict.from_trusted(
         {
             "observation": time_last(torch.from_numpy(next_obs)),
             "reward": time_last(torch.from_numpy(reward)),
@@ -215,10 +215,10 @@ def _assemble(
             "done": time_last(term | trunc),
         },
         torch.Size((*batch, steps)),
-        root._device,
+        root.device,
     )
     out: dict[str, Any] = {"observation": time_last(torch.from_numpy(root_obs))}
     out.update(root_flags)
     out["action"] = time_last(actions)
     out["next"] = nxt
-    return TensorDict._new_unsafe(out, torch.Size((*batch, steps)), root._device)
+    return TensorDict.from_trusted(out, torch.Size((*batch, steps)), root.device)

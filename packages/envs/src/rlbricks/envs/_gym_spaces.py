@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlbricks.envs._errors import EnvTypeError
 from rlbricks.specs import Binary
 from rlbricks.specs import Bounded
 from rlbricks.specs import Categorical
@@ -70,7 +71,7 @@ def _kind(space: Any) -> str:
     for cls in type(space).__mro__:
         if cls.__name__ in ("Box", "Discrete", "MultiDiscrete", "MultiBinary", "Dict", "Tuple"):
             return cls.__name__
-    raise TypeError(
+    raise EnvTypeError(
         f"space_to_spec: unsupported gymnasium space {type(space).__name__} ({space!r}); "
         "supported: Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple"
     )
@@ -98,7 +99,7 @@ def space_to_spec(
         The spec (a ``Composite`` for ``Dict`` and ``Tuple``).
 
     Raises:
-        TypeError: the space type is not supported (the message names it).
+        EnvTypeError: the space type is not supported (the message names it).
 
     Example:
         >>> import gymnasium as gym
@@ -133,7 +134,7 @@ def space_to_spec(
     if kind == "MultiDiscrete":
         nvec = np.asarray(space.nvec)
         if nvec.ndim != 1:
-            raise TypeError(
+            raise EnvTypeError(
                 f"space_to_spec: MultiDiscrete with a {nvec.ndim}-D nvec {nvec.shape} is not "
                 "supported; flatten the space first (gymnasium.wrappers.FlattenObservation)"
             )

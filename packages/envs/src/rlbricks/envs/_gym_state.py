@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvRuntimeError
 from rlbricks.envs._errors import EnvStateWarning
 
 __all__ = ["gym_state", "restore_gym_state"]
@@ -50,8 +51,8 @@ _SKIP_MODULES = ("pygame", "gymnasium.envs.mujoco.mujoco_rendering")
 _SKIP_NAMES = {"MjModel", "EnvSpec", "Renderer"}
 
 
-class _Unsaved(Exception):
-    """An attribute value that is not data."""
+class _Unsaved(EnvError):
+    """An attribute value that is not data (caught while saving the state)."""
 
 
 def _is_constant(value: Any) -> bool:
@@ -135,12 +136,18 @@ def _decode(tree: dict[str, Any], current: Any) -> Any:
         return random_state
     if kind == "space":
         if current is None:
-            raise EnvError("the env differs from the saved one: a space is missing")
+            raise EnvRuntimeError(
+                "the env differs from the saved one: a space is missing; build the env the same "
+                "way as the saved run"
+            )
         _restore_attrs(current, tree["attrs"], "space")
         return current
     if kind == "mjdata":
         if not _is_mjdata(current):
-            raise EnvError("the env differs from the saved one: it has no MuJoCo MjData here")
+            raise EnvRuntimeError(
+                "the env differs from the saved one: it has no MuJoCo MjData here; build the env "
+                "the same way as the saved run"
+            )
         for name, array in tree["arrays"].items():
             field = getattr(current, name, None)
             if isinstance(field, np.ndarray) and field.shape == array.shape and field.size:
@@ -157,7 +164,10 @@ def _decode(tree: dict[str, Any], current: Any) -> Any:
     if kind == "dict":
         known = current if isinstance(current, dict) else {}
         return {k: _decode(v, known.get(k)) for k, v in tree["items"].items()}
-    raise EnvError(f"unknown entry kind {kind!r} in a saved gymnasium env state")
+    raise EnvRuntimeError(
+        f"unknown entry kind {kind!r} in a saved gymnasium env state: it was not saved by "
+        "this version of rlbricks-envs (or is corrupted); save the state again"
+    )
 
 
 def _attrs(obj: Any, spaces: type, skip: tuple[str, ...], where: str = "",
@@ -200,7 +210,7 @@ def _restore_chain(env: Any, saved: list[Any], gym: Any, where: str) -> None:
     layers = _layers(env, gym)
     names = [type(layer).__qualname__ for layer in layers]
     if names != [name for name, _ in saved]:
-        raise EnvError(
+        raise EnvRuntimeError(
             f"cannot restore {where or 'the env'}: its wrappers are {names}, the saved env's "
             f"were {[name for name, _ in saved]}; build the env the same way as the saved run"
         )
@@ -236,7 +246,7 @@ def restore_gym_state(env: Any, state: dict[str, Any], gym: Any) -> None:
     continue exactly.
 
     Raises:
-        EnvError: ``env`` has other wrappers or another number of sub-envs.
+        EnvRuntimeError: ``env`` has other wrappers or another number of sub-envs.
     """
     if state["unsaved"]:
         warnings.warn(
@@ -253,7 +263,7 @@ def restore_gym_state(env: Any, state: dict[str, Any], gym: Any) -> None:
         return
     subs = env.envs
     if len(subs) != len(state["envs"]):
-        raise EnvError(
+        raise EnvRuntimeError(
             f"cannot restore a vector env of {len(subs)} sub-envs from one of "
             f"{len(state['envs'])}; build it with the saved run's num_envs"
         )

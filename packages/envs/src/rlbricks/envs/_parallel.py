@@ -18,15 +18,17 @@ import torch
 
 from rlbricks.envs._base import DeviceLike
 from rlbricks.envs._base import EnvBase
-from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvKeyError
+from rlbricks.envs._errors import EnvRuntimeError
 from rlbricks.envs._errors import EnvTimeoutError
+from rlbricks.envs._errors import EnvValueError
+from rlbricks.envs._processes import shutdown_workers
+from rlbricks.envs._processes import stop_process
 from rlbricks.envs._serial import SPEC_NAMES
 from rlbricks.envs._serial import EnvFn
 from rlbricks.envs._serial import env_factories
 from rlbricks.envs._serial import leaf_keys
 from rlbricks.envs._serial import set_batched_specs
-from rlbricks.envs._worker import shutdown_workers
-from rlbricks.envs._worker import stop_process
 from rlbricks.envs._worker import worker_main
 from rlbricks.specs import TensorSpec
 from rlbricks.tensordict import TensorDict
@@ -50,7 +52,9 @@ def _shared_zeros(td: TensorDict) -> tuple[TensorDict, dict[Any, torch.Tensor]]:
 
 def _check_timeout(name: str, value: float | None) -> None:
     if value is not None and not value > 0:
-        raise ValueError(f"ParallelEnv: {name} must be a positive number of seconds or None")
+        raise EnvValueError(
+            f"ParallelEnv: {name} must be a positive number of seconds or None, got {value!r}"
+        )
 
 
 def _exit_reason(proc: BaseProcess) -> str:
@@ -73,7 +77,7 @@ class ParallelEnv(EnvBase):
     of :class:`SerialEnv` built from the same ``create_env_fn`` and seeds.
 
     Failures are never silent and never hang: an exception in a worker is
-    raised in the parent as :class:`~rlbricks.envs.EnvError` carrying the
+    raised in the parent as :class:`~rlbricks.envs.EnvRuntimeError` carrying the
     worker index and its traceback, and a worker that dies (killed, segfault)
     is detected as soon as its process exits. A worker that gives no answer
     within ``timeout`` seconds (``start_timeout`` while it starts) is killed
@@ -113,7 +117,7 @@ class ParallelEnv(EnvBase):
             None waits forever.
 
     Raises:
-        EnvError: a worker failed to create its env, or the sub-envs disagree
+        EnvRuntimeError: a worker failed to create its env, or the sub-envs disagree
             on their specs.
         EnvTimeoutError: a worker gave no answer within ``start_timeout``
             (raised by the constructor) or ``timeout`` (raised by ``step``,
@@ -209,7 +213,7 @@ class ParallelEnv(EnvBase):
         for i, other in enumerate(specs[1:], start=1):
             for name in SPEC_NAMES:
                 if other[name] != specs[0][name]:
-                    raise EnvError(
+                    raise EnvRuntimeError(
                         f"ParallelEnv: sub-env {i} has a different {name} from sub-env 0 "
                         f"({other[name]} vs {specs[0][name]}); all sub-envs must share their specs"
                     )
@@ -239,7 +243,7 @@ class ParallelEnv(EnvBase):
         workers answer the first one unprompted).
         """
         if self.is_closed:
-            raise EnvError("ParallelEnv is closed: create a new one")
+            raise EnvRuntimeError("ParallelEnv is closed: create a new one")
         # the workers answer "create env" unprompted once started
         sent = self._started if command == "create env" else time.monotonic()
         wire = {"create env": None, "share buffers": "buffers"}.get(command, command)
@@ -319,7 +323,7 @@ class ParallelEnv(EnvBase):
 
     def _fail(self, index: int, command: str, reason: str) -> NoReturn:
         self.close()
-        raise EnvError(
+        raise EnvRuntimeError(
             f"ParallelEnv worker {index} failed during {command!r}: {reason}\n"
             "All workers were shut down; create a new ParallelEnv."
         )
@@ -353,7 +357,10 @@ class ParallelEnv(EnvBase):
             if value is not None:
                 buf.copy_(value)
             elif key == "action":
-                raise KeyError("ParallelEnv.step needs 'action' in the TensorDict")
+                raise EnvKeyError(
+                    "ParallelEnv.step needs 'action' in the TensorDict: write the policy's action "
+                    "there first"
+                )
         self._run("step", None, self._all)
         return self._out(self._next_buf)
 

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from rlbricks.envs._base import EnvBase
-from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvRuntimeError
+from rlbricks.envs._errors import EnvValueError
 from rlbricks.envs._step_mdp import step_mdp
 from rlbricks.specs import Categorical
 from rlbricks.specs import OneHot
@@ -40,13 +41,13 @@ def _action_draws(spec: TensorSpec[Any], max_steps: int) -> Iterator[torch.Tenso
 def _draw_chunks(spec: OneHot | Categorical, remaining: int) -> Iterator[torch.Tensor | None]:
     chunk = max(1, min(_CHUNK_STEPS, _CHUNK_NUMEL // max(1, spec.shape.numel())))
     while remaining > 0:
-        if spec._not_mask is not None:
+        if spec.mask is not None:
             remaining -= 1
             yield None
             continue
         k = min(chunk, remaining)
         for action in spec.rand((k,)).unbind(0):  # views of one fresh tensor
-            if spec._not_mask is not None:  # masked since the draw: drop the rest
+            if spec.mask is not None:  # masked since the draw: drop the rest
                 break
             remaining -= 1
             yield action
@@ -83,11 +84,13 @@ def rollout(
         (torch.Size([3]), [False, False, True])
     """
     if max_steps <= 0:
-        raise ValueError(f"max_steps must be positive, got {max_steps}")
+        raise EnvValueError(f"max_steps must be positive, got {max_steps}")
     if auto_reset:
         td = env.reset(tensordict)
     elif tensordict is None:
-        raise EnvError("rollout(auto_reset=False) needs the first root TensorDict: tensordict=...")
+        raise EnvRuntimeError(
+            "rollout(auto_reset=False) needs the first root TensorDict: tensordict=..."
+        )
     else:
         td = tensordict
     if policy is None and type(env).rand_action is EnvBase.rand_action:
@@ -95,7 +98,7 @@ def rollout(
         if fast is not None:
             return fast
     elif policy is not None:
-        with_policy = env._policy_rollout(td, policy, max_steps, break_when_any_done)
+        with_policy = env.policy_rollout(td, policy, max_steps, break_when_any_done)
         if with_policy is not None:
             return with_policy[0]
     steps = []
@@ -114,10 +117,10 @@ def rollout(
                 action = spec.rand()
             if (
                 td.__class__ is TensorDict
-                and td._batch_size == batch_size
-                and (td._device is device or td._device is None or td._device == device)
+                and td.batch_size == batch_size
+                and td.device in (device, None)  # identity or equality, as ``set`` checks
             ):
-                td._tensordict["action"] = action  # the spec's shape starts with batch_size
+                td.entries["action"] = action  # the spec's shape starts with batch_size
             else:
                 td.set("action", action)
         else:
@@ -125,7 +128,7 @@ def rollout(
         if break_when_any_done:
             td = env.step(td)
             steps.append(td)
-            if td._tensordict["next"]._tensordict["done"].any():  # type: ignore[union-attr]
+            if td.entries["next"].entries["done"].any():  # type: ignore[union-attr]
                 break
             td = step_mdp(td)
         else:

@@ -10,7 +10,9 @@ import torch
 
 from rlbricks.envs._base import DeviceLike
 from rlbricks.envs._base import EnvBase
-from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvKeyError
+from rlbricks.envs._errors import EnvRuntimeError
+from rlbricks.envs._errors import EnvValueError
 from rlbricks.specs import Composite
 from rlbricks.specs import TensorSpec
 from rlbricks.tensordict import TensorDict
@@ -33,13 +35,13 @@ def env_factories(
 ) -> list[tuple[EnvFn, dict[str, Any]]]:
     """One ``(callable, kwargs)`` pair per sub-env, with the lengths checked."""
     if num_workers < 1:
-        raise ValueError(f"{cls_name}: num_workers must be at least 1, got {num_workers}")
+        raise EnvValueError(f"{cls_name}: num_workers must be at least 1, got {num_workers}")
     if callable(create_env_fn):
         fns: list[EnvFn] = [create_env_fn] * num_workers
     else:
         fns = list(create_env_fn)
         if len(fns) != num_workers:
-            raise ValueError(
+            raise EnvValueError(
                 f"{cls_name}: create_env_fn has {len(fns)} callables for num_workers={num_workers}; "
                 "give one callable, or one per sub-env"
             )
@@ -50,7 +52,7 @@ def env_factories(
     else:
         kwargs = [dict(kw) for kw in create_env_kwargs]
         if len(kwargs) != num_workers:
-            raise ValueError(
+            raise EnvValueError(
                 f"{cls_name}: create_env_kwargs has {len(kwargs)} dicts for "
                 f"num_workers={num_workers}; give one dict, or one per sub-env"
             )
@@ -60,12 +62,12 @@ def env_factories(
 def check_sub_env(cls_name: str, index: int, env: Any) -> None:
     """Sub-envs must be unbatched ``EnvBase`` instances."""
     if not isinstance(env, EnvBase):
-        raise EnvError(
+        raise EnvRuntimeError(
             f"{cls_name}: create_env_fn for sub-env {index} returned {type(env).__name__}, "
             "not an EnvBase"
         )
     if env.batch_size != torch.Size([]):
-        raise EnvError(
+        raise EnvRuntimeError(
             f"{cls_name}: sub-env {index} has batch_size {tuple(env.batch_size)}; sub-envs must "
             "be unbatched (batch_size=()): create them without batch_size"
         )
@@ -132,7 +134,7 @@ class SerialEnv(EnvBase):
         device: device of the outputs (default: the sub-envs' device).
 
     Raises:
-        EnvError: a sub-env is not an ``EnvBase`` or is batched.
+        EnvRuntimeError: a sub-env is not an ``EnvBase`` or is batched.
 
     Example:
         >>> from rlbricks.envs import SerialEnv
@@ -208,7 +210,10 @@ class SerialEnv(EnvBase):
         for i, env in enumerate(self.envs):
             row = row_input(tensordict, self._input_keys, i)
             if row is None:
-                raise KeyError(f"{type(self).__name__}.step needs 'action' in the TensorDict")
+                raise EnvKeyError(
+                    f"{type(self).__name__}.step needs 'action' in the TensorDict: write the "
+                    "policy's action there first"
+                )
             rows.append(env.step(row).get("next"))
         out = stack(rows)
         return out.to(self.device) if out.device not in (None, self.device) else out

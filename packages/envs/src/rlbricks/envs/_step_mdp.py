@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlbricks.envs._errors import EnvError
+from rlbricks.envs._errors import EnvRuntimeError
 from rlbricks.tensordict import TensorDict
 
 __all__ = ["DONE_KEYS", "step_mdp"]
@@ -32,7 +32,7 @@ def step_mdp(
         A new TensorDict sharing the tensors of the input (no copy).
 
     Raises:
-        EnvError: the TensorDict has no ``"next"`` entry.
+        EnvRuntimeError: the TensorDict has no ``"next"`` entry.
 
     Example:
         >>> import torch
@@ -45,23 +45,24 @@ def step_mdp(
         >>> sorted(step_mdp(td).keys())
         ['observation']
     """
-    nxt = tensordict._tensordict.get("next")
+    entries = tensordict.entries
+    nxt = entries.get("next")
     if nxt.__class__ is not TensorDict:
         if nxt is None:
-            raise EnvError(
+            raise EnvRuntimeError(
                 "step_mdp needs the output of env.step: the TensorDict has no 'next' entry "
                 f"(keys: {list(tensordict.keys())})"
             )
         if not isinstance(nxt, TensorDict):
-            raise EnvError("step_mdp: 'next' holds a tensor, not a TensorDict")
-    source = nxt._tensordict.copy()
+            raise EnvRuntimeError("step_mdp: 'next' holds a tensor, not a TensorDict")
+    source = nxt.entries.copy()
     if exclude_reward:
         source.pop("reward", None)
     if exclude_done:
         for key in DONE_KEYS:
             source.pop(key, None)
     if keep_other:
-        for key, value in tensordict._tensordict.items():
+        for key, value in entries.items():
             if key in source or key == "next":
                 continue
             if (exclude_action and key == "action") or (exclude_reward and key == "reward"):
@@ -69,4 +70,4 @@ def step_mdp(
             if exclude_done and key in DONE_KEYS:
                 continue
             source[key] = value
-    return TensorDict._new_unsafe(source, tensordict._batch_size, tensordict._device)
+    return TensorDict.from_trusted(source, tensordict.batch_size, tensordict.device)

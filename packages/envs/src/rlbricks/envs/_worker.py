@@ -1,4 +1,4 @@
-"""The loop run by each ``ParallelEnv`` worker process, and the parent's shutdown helper.
+"""The loop run by each ``ParallelEnv`` worker process.
 
 Protocol (parent → worker, over a ``Pipe``): ``(command, argument)`` with the
 commands ``"buffers"`` (the shared-memory tensors, sent once), ``"step"``,
@@ -11,23 +11,22 @@ writes its row of the shared output buffers.
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 import torch
 
 from rlbricks.envs._base import EnvBase
+from rlbricks.envs._errors import EnvKeyError
+from rlbricks.envs._errors import EnvValueError
 from rlbricks.envs._serial import check_sub_env
 from rlbricks.envs._serial import sub_env_specs
 from rlbricks.tensordict import TensorDict
 
-__all__ = ["shutdown_workers", "stop_process", "worker_main"]
+__all__ = ["worker_main"]
 
 Rows = list[tuple[Any, torch.Tensor]]
 
@@ -47,7 +46,7 @@ def _write(rows: Rows, source: TensorDict, what: str) -> None:
     for key, view in rows:
         value = source.get(key, None)
         if value is None:
-            raise KeyError(
+            raise EnvKeyError(
                 f"the sub-env's {what} output has no entry {key!r} although its specs declare it "
                 f"(output keys: {list(source.keys(include_nested=True, leaves_only=True))})"
             )
@@ -106,7 +105,7 @@ def worker_main(
             elif command == "close":
                 env.close()
             else:
-                raise ValueError(f"unknown ParallelEnv worker command {command!r}")
+                raise EnvValueError(f"unknown ParallelEnv worker command {command!r}")
             reply: tuple[str, Any] = ("ok", payload)
         except Exception as err:
             reply = ("error", _describe(err))
@@ -119,32 +118,3 @@ def worker_main(
     if not env.is_closed:
         env.close()
     conn.close()
-
-
-def shutdown_workers(
-    processes: list[BaseProcess], conns: list[Connection], grace: float = 2.0
-) -> None:
-    """Ask every worker to close, wait up to ``grace`` seconds, then terminate/kill the rest."""
-    for proc, conn in zip(processes, conns, strict=False):
-        if proc.is_alive():
-            with contextlib.suppress(OSError, ValueError):
-                conn.send(("close", None))
-    deadline = time.monotonic() + grace
-    for proc in processes:
-        proc.join(max(0.0, deadline - time.monotonic()))
-    for proc in processes:
-        stop_process(proc)
-    for conn in conns:
-        conn.close()
-    processes.clear()
-    conns.clear()
-
-
-def stop_process(proc: BaseProcess) -> None:
-    """Stop a worker that does not answer any more: terminate, then kill."""
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(1.0)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(1.0)

@@ -19,6 +19,8 @@ import torch
 
 from rlbricks.envs._base import DeviceLike
 from rlbricks.envs._base import EnvBase
+from rlbricks.envs._errors import EnvRuntimeError
+from rlbricks.envs._errors import EnvValueError
 from rlbricks.specs import Bounded
 from rlbricks.specs import Categorical
 from rlbricks.specs import Composite
@@ -34,7 +36,7 @@ class _Counter(EnvBase):
     def __init__(self, max_steps: int, batch_size: Any, device: DeviceLike) -> None:
         super().__init__(batch_size=batch_size, device=device)
         if max_steps <= 0:
-            raise ValueError(f"max_steps must be positive, got {max_steps}")
+            raise EnvValueError(f"max_steps must be positive, got {max_steps}")
         self.max_steps = max_steps
         self.count = torch.zeros((*self.batch_size, 1), dtype=torch.long, device=self.device)
         self.seed: int | None = None
@@ -101,7 +103,7 @@ class CountingEnv(_Counter):
 
 
 class CrashingEnv(CountingEnv):
-    """A ``CountingEnv`` whose ``_step`` raises ``RuntimeError`` after ``crash_after`` steps.
+    """A ``CountingEnv`` whose ``_step`` raises an ``EnvRuntimeError`` after ``crash_after`` steps.
 
     Example:
         >>> from rlbricks.envs.testing import CrashingEnv
@@ -127,7 +129,7 @@ class CrashingEnv(CountingEnv):
 
     def _step(self, tensordict: TensorDict) -> TensorDict:
         if self.steps_done >= self.crash_after:
-            raise RuntimeError(f"CrashingEnv: planned crash after {self.crash_after} steps")
+            raise EnvRuntimeError(f"CrashingEnv: planned crash after {self.crash_after} steps")
         self.steps_done += 1
         return super()._step(tensordict)
 

@@ -20,50 +20,42 @@ Example:
 
 __version__ = "0.1.1"
 
-# --- core: TensorDict modules, actors, exploration, LSTMModule ---
 from rlbricks.modules._actors import Actor
 from rlbricks.modules._actors import ActorCriticWrapper
 from rlbricks.modules._actors import ActorValueOperator
 from rlbricks.modules._actors import ProbabilisticActor
 from rlbricks.modules._actors import ValueOperator
+from rlbricks.modules._categorical import Categorical
+from rlbricks.modules._categorical import OneHotCategorical
 from rlbricks.modules._common import TensorDictModule
 from rlbricks.modules._common import TensorDictModuleBase
+from rlbricks.modules._delta import Delta
+from rlbricks.modules._delta import TanhDelta
+from rlbricks.modules._distributions import TanhNormal
+from rlbricks.modules._distributions import TruncatedNormal
 from rlbricks.modules._errors import ModuleError
 from rlbricks.modules._errors import ModuleKeyError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._exploration import ExplorationType
 from rlbricks.modules._exploration import exploration_type
 from rlbricks.modules._exploration import set_exploration_type
 from rlbricks.modules._exploration_modules import AdditiveGaussianModule
 from rlbricks.modules._exploration_modules import EGreedyModule
 from rlbricks.modules._lstm import LSTMModule
-from rlbricks.modules._ou import OrnsteinUhlenbeckProcessModule
-from rlbricks.modules._probabilistic import ProbabilisticTensorDictModule
-from rlbricks.modules._qvalue import DistributionalQValueActor
-from rlbricks.modules._qvalue import QValueActor
-from rlbricks.modules._sequential import TensorDictSequential
-
-# isort: split
-# --- end core ---
-
-# --- distributions and models ---
-from rlbricks.modules._categorical import Categorical
-from rlbricks.modules._categorical import OneHotCategorical
-from rlbricks.modules._delta import Delta
-from rlbricks.modules._delta import TanhDelta
-from rlbricks.modules._distributions import TanhNormal
-from rlbricks.modules._distributions import TruncatedNormal
 from rlbricks.modules._models import MLP
 from rlbricks.modules._models import ConvNet
 from rlbricks.modules._models import DuelingCnnDQNet
 from rlbricks.modules._models import DuelingMlpDQNet
 from rlbricks.modules._noisy import NoisyLinear
 from rlbricks.modules._noisy import reset_noise
+from rlbricks.modules._ou import OrnsteinUhlenbeckProcessModule
 from rlbricks.modules._param_extractor import NormalParamExtractor
-
-# --- end distributions and models ---
+from rlbricks.modules._probabilistic import ProbabilisticTensorDictModule
+from rlbricks.modules._qvalue import DistributionalQValueActor
+from rlbricks.modules._qvalue import QValueActor
+from rlbricks.modules._sequential import TensorDictSequential
 
 __all__: list[str] = [
-    # --- core names (helper A) ---
     # TensorDict modules
     "TensorDictModuleBase",
     "TensorDictModule",
@@ -88,9 +80,8 @@ __all__: list[str] = [
     "OrnsteinUhlenbeckProcessModule",
     # errors
     "ModuleError",
+    "ModuleValueError",
     "ModuleKeyError",
-    # --- end core names ---
-    # --- distributions and models names (helper B) ---
     # distributions
     "TanhNormal",
     "TruncatedNormal",
@@ -106,5 +97,4 @@ __all__: list[str] = [
     "DuelingCnnDQNet",
     "NoisyLinear",
     "reset_noise",
-    # --- end distributions and models names ---
 ]

@@ -10,7 +10,7 @@ from rlbricks.modules._common import KeysLike
 from rlbricks.modules._common import TensorDictModule
 from rlbricks.modules._common import TensorDictModuleBase
 from rlbricks.modules._common import as_keys
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._exploration import ExplorationType
 from rlbricks.modules._probabilistic import DistributionFactory
 from rlbricks.modules._probabilistic import ProbabilisticTensorDictModule
@@ -37,7 +37,7 @@ def as_composite(spec: TensorSpec[Any] | None, key: NestedKey) -> Composite | No
     if spec is None or isinstance(spec, Composite):
         return spec
     if not isinstance(spec, TensorSpec):
-        raise ModuleError(
+        raise ModuleValueError(
             f"spec must be a TensorSpec (e.g. Bounded(...)), got {type(spec).__name__}"
         )
     composite = Composite()
@@ -77,7 +77,7 @@ class Actor(TensorDictModule):
         safe: project the outputs into ``spec``.
 
     Raises:
-        ModuleError: ``safe=True`` without a spec.
+        ModuleValueError: ``safe=True`` without a spec.
 
     Example:
         >>> import torch
@@ -103,7 +103,9 @@ class Actor(TensorDictModule):
     ) -> None:
         super().__init__(module, in_keys, out_keys)
         if safe and spec is None:
-            raise ModuleError("Actor(safe=True) needs the action spec to project into: pass spec=")
+            raise ModuleValueError(
+                "Actor(safe=True) needs the action spec to project into: pass spec="
+            )
         self.spec = as_composite(spec, self.out_keys[0])
         self.safe = safe
 
@@ -153,7 +155,7 @@ class ProbabilisticActor(TensorDictSequential):
             log-probability stays the one of the unprojected sample).
 
     Raises:
-        ModuleError: ``module`` is not a TensorDict module, or ``safe=True``
+        ModuleValueError: ``module`` is not a TensorDict module, or ``safe=True``
             without a spec.
 
     Example:
@@ -189,7 +191,7 @@ class ProbabilisticActor(TensorDictSequential):
         safe: bool = False,
     ) -> None:
         if not isinstance(module, TensorDictModuleBase):
-            raise ModuleError(
+            raise ModuleValueError(
                 f"ProbabilisticActor: module must be a TensorDict module writing the "
                 f"distribution's parameters, got {type(module).__name__}; wrap the network: "
                 "TensorDictModule(net, in_keys=['observation'], out_keys=['loc', 'scale'])"
@@ -205,7 +207,7 @@ class ProbabilisticActor(TensorDictSequential):
         )
         super().__init__(module, head)
         if safe and spec is None:
-            raise ModuleError(
+            raise ModuleValueError(
                 "ProbabilisticActor(safe=True) needs the action spec to project into: pass spec="
             )
         self.spec = as_composite(spec, head.sample_key)
@@ -282,7 +284,7 @@ class ValueOperator(TensorDictModule):
 
 def _check_td_module(module: Any, role: str, owner: str) -> TensorDictModuleBase:
     if not isinstance(module, TensorDictModuleBase):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{owner}: {role} must be a TensorDict module (TensorDictModule, Actor, "
             f"ValueOperator, ...), got {type(module).__name__}"
         )
@@ -305,7 +307,7 @@ class ActorValueOperator(TensorDictSequential):
         value_operator: the value head (a :class:`ValueOperator`).
 
     Raises:
-        ModuleError: an argument is not a TensorDict module.
+        ModuleValueError: an argument is not a TensorDict module.
 
     Example:
         >>> import torch
@@ -403,7 +405,7 @@ class ActorCriticWrapper(TensorDictSequential):
         value_operator: the critic.
 
     Raises:
-        ModuleError: an argument is not a TensorDict module.
+        ModuleValueError: an argument is not a TensorDict module.
 
     Example:
         >>> import torch

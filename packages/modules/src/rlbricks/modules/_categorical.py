@@ -10,7 +10,7 @@ from torch import distributions as D
 
 from rlbricks.modules._distributions import SampleShape
 from rlbricks.modules._distributions import validating
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 
 __all__ = ["Categorical", "OneHotCategorical"]
 
@@ -26,15 +26,17 @@ def _masked(
 ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """``(logits, probs, mask)`` with the masked actions given probability zero."""
     if (logits is None) == (probs is None):
-        raise ModuleError(f"{name}: pass exactly one of logits or probs")
+        raise ModuleValueError(f"{name}: pass exactly one of logits or probs")
     if mask is None:
         return logits, probs, None
     ref = logits if logits is not None else probs
     mask = torch.as_tensor(mask, device=ref.device if ref is not None else None)
     if mask.dtype is not torch.bool:
-        raise ModuleError(f"{name}: mask must be a bool tensor (True = allowed), got {mask.dtype}")
+        raise ModuleValueError(
+            f"{name}: mask must be a bool tensor (True = allowed), got {mask.dtype}"
+        )
     if validate and not bool(mask.any(-1).all()):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{name}: the mask allows no action in some rows; every row of the mask (last dim) "
             "needs at least one True"
         )
@@ -61,7 +63,7 @@ class Categorical(D.Categorical):
         validate_args: check arguments and samples (default: torch's global setting).
 
     Raises:
-        ModuleError: both or neither of ``logits``/``probs``, a non-bool mask,
+        ModuleValueError: both or neither of ``logits``/``probs``, a non-bool mask,
             or a row of the mask with no allowed action.
 
     Example:
@@ -123,7 +125,7 @@ class OneHotCategorical(D.OneHotCategorical):
         validate_args: check arguments and samples (default: torch's global setting).
 
     Raises:
-        ModuleError: both or neither of ``logits``/``probs``, a non-bool mask,
+        ModuleValueError: both or neither of ``logits``/``probs``, a non-bool mask,
             or a row of the mask with no allowed action.
 
     Example:

@@ -1,6 +1,6 @@
 """Argument checks shared by the constructors of the modules: sizes, counts and ranges.
 
-Each check raises :class:`~rlbricks.modules.ModuleError` naming the module,
+Each check raises :class:`~rlbricks.modules.ModuleValueError` naming the module,
 the argument, the rule and the value received, and returns the value
 converted (``int`` or ``float``).  They run once, at construction.
 """
@@ -12,7 +12,7 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 
 __all__ = ["check_int", "check_number", "is_int"]
 
@@ -54,7 +54,7 @@ def check_int(
             users commonly write in scientific notation.
 
     Raises:
-        ModuleError: ``value`` is not such an int.
+        ModuleValueError: ``value`` is not such an int.
 
     Example:
         >>> from rlbricks.modules._checks import check_int
@@ -63,14 +63,14 @@ def check_int(
         >>> check_int("MLP", "depth", -1, minimum=0)
         Traceback (most recent call last):
             ...
-        rlbricks.modules._errors.ModuleError: MLP: depth must be an int >= 0, got -1
+        rlbricks.modules._errors.ModuleValueError: MLP: depth must be an int >= 0, got -1
     """
     ok = is_int(value, minimum)
     if not ok and whole_floats and isinstance(value, float):
         ok = value.is_integer() and value >= minimum
     if not ok:
         what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ModuleError(f"{owner}: {name} must be {what}, got {value!r}")
+        raise ModuleValueError(f"{owner}: {name} must be {what}, got {value!r}")
     return int(value)
 
 
@@ -85,7 +85,7 @@ def check_number(owner: str, name: str, value: Any, rule: str, meaning: str = ""
         meaning: what the argument is, shown in the message.
 
     Raises:
-        ModuleError: ``value`` is not a number, is NaN or infinite, or breaks ``rule``.
+        ModuleValueError: ``value`` is not a number, is NaN or infinite, or breaks ``rule``.
 
     Example:
         >>> from rlbricks.modules._checks import check_number
@@ -94,11 +94,11 @@ def check_number(owner: str, name: str, value: Any, rule: str, meaning: str = ""
         >>> check_number("EGreedyModule", "eps_init", 2, "in [0, 1]", "a probability")
         Traceback (most recent call last):
             ...
-        rlbricks.modules._errors.ModuleError: EGreedyModule: eps_init must be a number in [0, 1] (a probability), got 2
+        rlbricks.modules._errors.ModuleValueError: EGreedyModule: eps_init must be a number in [0, 1] (a probability), got 2
     """
     real = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if real and math.isfinite(value) and _RULES[rule](value):
         return float(value)
     what = "a finite number" if rule == "finite" else f"a number {rule}"
     about = f" ({meaning})" if meaning else ""
-    raise ModuleError(f"{owner}: {name} must be {what}{about}, got {value!r}")
+    raise ModuleValueError(f"{owner}: {name} must be {what}{about}, got {value!r}")

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._errors import missing_key_error
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
@@ -29,15 +29,15 @@ def as_keys(keys: KeysLike, what: str) -> list[NestedKey]:
         try:
             items = list(keys)
         except TypeError:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"{what} must be a key or a list of keys, got {type(keys).__name__}: {keys!r}"
             ) from None
     try:
         out = [unravel_key(k) for k in items]
     except TypeError as err:
-        raise ModuleError(f"{what}: {err}") from None
+        raise ModuleValueError(f"{what}: {err}") from None
     if len(set(out)) != len(out):
-        raise ModuleError(f"{what} lists a key twice: {out}")
+        raise ModuleValueError(f"{what} lists a key twice: {out}; list each key once")
     return out
 
 
@@ -109,7 +109,7 @@ class TensorDictModule(TensorDictModuleBase):
         out_keys: the keys written, one per output of ``module``.
 
     Raises:
-        ModuleError: ``in_keys``/``out_keys`` are malformed, or (when called)
+        ModuleValueError: ``in_keys``/``out_keys`` are malformed, or (when called)
             the number of outputs differs from the number of ``out_keys``.
         ModuleKeyError: (when called) an in_key is missing; the message
             lists the available keys.
@@ -137,7 +137,7 @@ class TensorDictModule(TensorDictModuleBase):
     ) -> None:
         super().__init__()
         if not callable(module):
-            raise ModuleError(
+            raise ModuleValueError(
                 f"TensorDictModule wraps a callable (e.g. an nn.Module), got "
                 f"{type(module).__name__}"
             )
@@ -145,7 +145,7 @@ class TensorDictModule(TensorDictModuleBase):
         self.in_keys = as_keys(in_keys, "in_keys")
         self._all_out_keys = as_keys(out_keys, "out_keys")
         if not self._all_out_keys:
-            raise ModuleError("out_keys is empty: name the key(s) the module's output goes to")
+            raise ModuleValueError("out_keys is empty: name the key(s) the module's output goes to")
         self.out_keys = list(self._all_out_keys)
         self._written = list(enumerate(self._all_out_keys))
 
@@ -155,7 +155,7 @@ class TensorDictModule(TensorDictModuleBase):
         Returns ``self``. Calling it with no key writes every output again.
 
         Raises:
-            ModuleError: a key is not one of the module's outputs.
+            ModuleValueError: a key is not one of the module's outputs.
 
         Example:
             >>> import torch
@@ -172,7 +172,7 @@ class TensorDictModule(TensorDictModuleBase):
         wanted = as_keys(list(keys), "select_out_keys")
         unknown = [k for k in wanted if k not in self._all_out_keys]
         if unknown:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"select_out_keys: {unknown} not among the outputs {self._all_out_keys}"
             )
         self._written = [(i, k) for i, k in enumerate(self._all_out_keys) if k in wanted]
@@ -212,7 +212,7 @@ class TensorDictModule(TensorDictModuleBase):
                 target.set(self._all_out_keys[0], result)
             return target
         if not isinstance(result, (tuple, list)):
-            raise ModuleError(
+            raise ModuleValueError(
                 f"{type(self).__name__}: the module returned {type(result).__name__}; a "
                 "TensorDictModule's callable returns a tensor or a tuple of tensors"
             )
@@ -222,8 +222,8 @@ class TensorDictModule(TensorDictModuleBase):
             target.set(key, result[index])
         return target
 
-    def _count_error(self, n_outputs: int) -> ModuleError:
-        return ModuleError(
+    def _count_error(self, n_outputs: int) -> ModuleValueError:
+        return ModuleValueError(
             f"{type(self).__name__} returned {n_outputs} output{'s' if n_outputs != 1 else ''} "
             f"but has {len(self._all_out_keys)} out_keys {self._all_out_keys}: give one "
             "out_key per output"

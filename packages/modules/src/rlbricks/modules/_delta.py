@@ -169,7 +169,7 @@ class TanhDelta(Delta):
         validate_args: check arguments and samples (default: torch's global setting).
 
     Raises:
-        ModuleError: ``low >= high``.
+        ModuleValueError: ``low >= high``.
 
     Example:
         >>> import torch

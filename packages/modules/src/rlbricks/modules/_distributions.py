@@ -20,7 +20,7 @@ from torch.distributions import constraints
 from torch.special import log_ndtr
 from torch.special import ndtri
 
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 
 __all__ = [
     "SampleShape",
@@ -49,9 +49,9 @@ _NO_SHAPE = torch.Size()
 def event_shapes(param: Tensor, event_dims: int, name: str) -> tuple[torch.Size, torch.Size]:
     """``(batch_shape, event_shape)`` of a parameter whose last ``event_dims`` dims are the event."""
     if isinstance(event_dims, bool) or not isinstance(event_dims, int) or event_dims < 0:
-        raise ModuleError(f"{name}: event_dims must be an int >= 0, got {event_dims!r}")
+        raise ModuleValueError(f"{name}: event_dims must be an int >= 0, got {event_dims!r}")
     if event_dims > param.ndim:
-        raise ModuleError(
+        raise ModuleValueError(
             f"{name}: event_dims={event_dims} but the parameters have only {param.ndim} dims "
             f"(shape {list(param.shape)}); use event_dims <= {param.ndim}"
         )
@@ -64,7 +64,7 @@ def bounds(
 ) -> tuple[Tensor, Tensor]:
     """``low``/``high`` as tensors of ``like``'s dtype and device, checked ``low < high``."""
     if isinstance(low, Number) and isinstance(high, Number) and not low < high:
-        raise ModuleError(f"{name}: low must be < high, got low={low}, high={high}")
+        raise ModuleValueError(f"{name}: low must be < high, got low={low}, high={high}")
     low_t = torch.as_tensor(low, dtype=like.dtype, device=like.device)
     high_t = torch.as_tensor(high, dtype=like.dtype, device=like.device)
     return low_t, high_t
@@ -76,7 +76,7 @@ def validating(validate_args: bool | None) -> bool:
 
 def check_order(low: Tensor, high: Tensor, name: str) -> None:
     if not bool((low < high).all()):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{name}: low must be < high everywhere, got low={low.tolist()}, high={high.tolist()}"
         )
 
@@ -110,7 +110,7 @@ class TanhNormal(Distribution):
         validate_args: check arguments and samples (default: torch's global setting).
 
     Raises:
-        ModuleError: ``low >= high`` or ``event_dims`` larger than the
+        ModuleValueError: ``low >= high`` or ``event_dims`` larger than the
             number of dims of ``loc``.
 
     Example:
@@ -308,7 +308,7 @@ class TruncatedNormal(Distribution):
         validate_args: check arguments and samples (default: torch's global setting).
 
     Raises:
-        ModuleError: ``low >= high`` or a bad ``event_dims``.
+        ModuleValueError: ``low >= high`` or a bad ``event_dims``.
 
     Example:
         >>> import torch

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 from typing import TypeVar
 
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 
 __all__ = [
     "ExplorationType",
@@ -71,7 +71,7 @@ def as_exploration_type(value: ExplorationType | str) -> ExplorationType:
         except ValueError:
             pass
     choices = [t.value for t in ExplorationType]
-    raise ModuleError(
+    raise ModuleValueError(
         f"unknown exploration type {value!r}: use an ExplorationType or one of {choices}"
     )
 
@@ -106,7 +106,7 @@ class set_exploration_type(contextlib.ContextDecorator):
             ``"mean"``, ``"deterministic"``).
 
     Raises:
-        ModuleError: ``type`` is not an exploration type.
+        ModuleValueError: ``type`` is not an exploration type.
 
     Example:
         >>> from rlbricks.modules import ExplorationType, exploration_type, set_exploration_type

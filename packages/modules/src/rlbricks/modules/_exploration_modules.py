@@ -18,7 +18,7 @@ from rlbricks.modules._checks import check_int
 from rlbricks.modules._checks import check_number
 from rlbricks.modules._common import TensorDictModuleBase
 from rlbricks.modules._common import read_key
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._exploration import ExplorationType
 from rlbricks.modules._exploration import exploration_type
 from rlbricks.modules._spec_utils import fit_spec
@@ -44,13 +44,13 @@ def leaf_spec(spec: Any, key: NestedKey, owner: str) -> TensorSpec[Any]:
     """The spec of the action: ``spec`` itself, or ``spec[key]`` for a Composite."""
     if isinstance(spec, Composite):
         if key not in spec:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"{owner}: the Composite spec has no entry {key!r}; its keys are "
                 f"{spec.keys(include_nested=True, leaves_only=True)}"
             )
         spec = spec[key]
     if not isinstance(spec, TensorSpec):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{owner} needs the action spec (e.g. env.action_spec), got {type(spec).__name__}"
         )
     return spec
@@ -143,7 +143,7 @@ class EGreedyModule(LinearAnnealing):
     dropped when the action does not carry them.
 
     Raises:
-        ModuleError: ``eps_init`` or ``eps_end`` outside ``[0, 1]``, a
+        ModuleValueError: ``eps_init`` or ``eps_end`` outside ``[0, 1]``, a
             non-positive ``annealing_num_steps``, or a mask asked for with a
             spec that is not ``OneHot`` or ``Categorical``.
 
@@ -183,7 +183,7 @@ class EGreedyModule(LinearAnnealing):
         self.action_mask_key = None if action_mask_key is None else unravel_key(action_mask_key)
         self.spec = leaf_spec(spec, self.action_key, "EGreedyModule")
         if self.action_mask_key is not None and not isinstance(self.spec, (OneHot, Categorical)):
-            raise ModuleError(
+            raise ModuleValueError(
                 "EGreedyModule: action masks need a OneHot or Categorical action spec, got "
                 f"{type(self.spec).__name__}"
             )
@@ -231,7 +231,7 @@ class EGreedyModule(LinearAnnealing):
             if isinstance(spec, OneHot):
                 return torch.nn.functional.one_hot(index.reshape(mask.shape[:-1]), n)
             if index.numel() != action.numel():
-                raise ModuleError(
+                raise ModuleValueError(
                     f"EGreedyModule: the mask {self.action_mask_key!r} of shape "
                     f"{tuple(mask.shape)} does not match the action of shape {tuple(action.shape)}"
                     " (expected [*action.shape, n])"
@@ -268,7 +268,7 @@ class AdditiveGaussianModule(LinearAnnealing):
         action_key: the action entry.
 
     Raises:
-        ModuleError: a negative or non-finite ``sigma_init``, ``sigma_end``
+        ModuleValueError: a negative or non-finite ``sigma_init``, ``sigma_end``
             or ``std``, a non-finite ``mean``, or a non-positive
             ``annealing_num_steps``.
 

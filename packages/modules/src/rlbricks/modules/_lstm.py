@@ -14,7 +14,7 @@ from rlbricks.modules._common import KeysLike
 from rlbricks.modules._common import TensorDictModuleBase
 from rlbricks.modules._common import as_keys
 from rlbricks.modules._common import read_key
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import unravel_key
@@ -69,7 +69,7 @@ class LSTMModule(TensorDictModuleBase):
         device: the device of the parameters.
 
     Raises:
-        ModuleError: ``in_keys``/``out_keys`` do not hold three keys each.
+        ModuleValueError: ``in_keys``/``out_keys`` do not hold three keys each.
 
     Example:
         >>> import torch
@@ -108,7 +108,7 @@ class LSTMModule(TensorDictModuleBase):
         ins = as_keys(in_keys, "in_keys")
         outs = as_keys(out_keys, "out_keys")
         if len(ins) != 3 or len(outs) != 3:
-            raise ModuleError(
+            raise ModuleValueError(
                 "LSTMModule: in_keys must be [input, h, c] and out_keys [output, next_h, next_c], "
                 f"got in_keys={ins} and out_keys={outs}"
             )
@@ -157,7 +157,7 @@ class LSTMModule(TensorDictModuleBase):
 
         Raises:
             ModuleKeyError: the input entry is missing.
-            ModuleError: the input does not end with ``input_size`` features,
+            ModuleValueError: the input does not end with ``input_size`` features,
                 or a sequence-mode TensorDict has no batch dim.
 
         Example:
@@ -172,7 +172,7 @@ class LSTMModule(TensorDictModuleBase):
         x = read_key(self, tensordict, self.in_keys[0])
         batch = tensordict.batch_size
         if tuple(x.shape[len(batch) :]) != (self.lstm.input_size,):
-            raise ModuleError(
+            raise ModuleValueError(
                 f"LSTMModule: the input {self.in_keys[0]!r} must be [*batch_size, "
                 f"{self.lstm.input_size}] with batch_size {tuple(batch)}, got shape "
                 f"{tuple(x.shape)}"
@@ -225,7 +225,7 @@ class LSTMModule(TensorDictModuleBase):
     def _forward_sequence(self, tensordict: TensorDict, x: Tensor) -> TensorDict:
         batch = tensordict.batch_size
         if not batch:
-            raise ModuleError(
+            raise ModuleValueError(
                 "LSTMModule in sequence mode needs a TensorDict of batch size [*batch, T] "
                 "(time last); got batch size []: use step mode for single steps"
             )

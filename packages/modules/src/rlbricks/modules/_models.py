@@ -20,7 +20,7 @@ from torch import nn
 from rlbricks.modules._checks import check_int
 from rlbricks.modules._checks import check_number
 from rlbricks.modules._checks import is_int
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._noisy import LazyNoisyLinear
 from rlbricks.modules._noisy import NoisyLinear
 
@@ -35,7 +35,7 @@ def _out_shape(out_features: Any, who: str) -> tuple[int, ...]:
     items: list[Any] | None
     items = [out_features] if isinstance(out_features, numbers.Number) else _int_list(out_features)
     if not items or not all(is_int(n) for n in items):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{who}: out_features must be a positive int or ints, got {out_features!r}"
         )
     return tuple(int(n) for n in items)
@@ -44,7 +44,7 @@ def _out_shape(out_features: Any, who: str) -> tuple[int, ...]:
 def _in_features(in_features: Any, who: str) -> int | None:
     """``in_features``, checked to be a positive int or ``None`` (lazy)."""
     if in_features is not None and not is_int(in_features):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{who}: in_features must be a positive int or None (lazy), got {in_features!r}"
         )
     return None if in_features is None else int(in_features)
@@ -57,12 +57,12 @@ def _hidden_sizes(num_cells: int | Sequence[int], depth: int | None) -> list[int
         return [int(num_cells)] * (2 if depth is None else depth)  # type: ignore[arg-type]
     cells = _int_list(num_cells)
     if cells is None or not all(is_int(n) for n in cells):
-        raise ModuleError(
+        raise ModuleValueError(
             "MLP: num_cells must be a positive int or a sequence of them (the sizes of the "
             f"hidden layers; () for none), got {num_cells!r}"
         )
     if depth is not None and depth != len(cells):
-        raise ModuleError(
+        raise ModuleValueError(
             f"MLP: depth={depth} but num_cells lists {len(cells)} layers {cells}; pass one of them"
         )
     return [int(n) for n in cells]
@@ -92,7 +92,7 @@ def _linear(
         return nn.LazyLinear(out_features, bias=bias, device=device, **layer_kwargs)
     if layer_class is NoisyLinear:
         return LazyNoisyLinear(out_features, bias=bias, device=device, **layer_kwargs)
-    raise ModuleError(
+    raise ModuleValueError(
         f"MLP: in_features=None needs a lazy version of layer_class, which only nn.Linear and "
         f"NoisyLinear have; pass in_features to use {layer_class.__name__}"
     )
@@ -126,7 +126,7 @@ class MLP(nn.Sequential):
         device: device of the parameters.
 
     Raises:
-        ModuleError: missing or invalid ``out_features``, ``in_features``
+        ModuleValueError: missing or invalid ``out_features``, ``in_features``
             that is neither a positive int nor ``None``, ``num_cells`` that
             are not positive ints, a negative ``depth`` or one that disagrees
             with ``num_cells``, ``dropout`` outside ``[0, 1)``, or
@@ -161,7 +161,7 @@ class MLP(nn.Sequential):
         device: Device = None,
     ) -> None:
         if out_features is None:
-            raise ModuleError("MLP: out_features is required (the size of the output)")
+            raise ModuleValueError("MLP: out_features is required (the size of the output)")
         self.out_shape = _out_shape(out_features, "MLP")
         self.in_features = in_features = _in_features(in_features, "MLP")
         self.out_features = math.prod(self.out_shape)
@@ -208,13 +208,13 @@ def _per_layer(value: Any, n: int, name: str, minimum: int = 1) -> list[Any]:
         listed = _int_list(value)
         values = [value] if listed is None else listed
         if listed is not None and len(values) != n:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"ConvNet: {name} has {len(values)} entries but num_cells has {n} layers; "
                 "give one entry per layer or a single int"
             )
     if not all(_size_or_pair(v, minimum) for v in values):
         what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ModuleError(
+        raise ModuleValueError(
             f"ConvNet: {name} must be {what} or one entry per layer ({what} or a "
             f"(height, width) pair of them), got {value!r}"
         )
@@ -262,7 +262,7 @@ class ConvNet(nn.Module):
         device: device of the parameters.
 
     Raises:
-        ModuleError: ``num_cells`` that are not positive ints, ``in_features``
+        ModuleValueError: ``num_cells`` that are not positive ints, ``in_features``
             that is neither a positive int nor ``None``, kernel sizes or
             strides that are not positive (paddings: negative), or a
             per-layer argument whose length differs from ``num_cells``.
@@ -293,9 +293,9 @@ class ConvNet(nn.Module):
         super().__init__()
         cells = _int_list(num_cells)
         if cells is not None and not cells:
-            raise ModuleError("ConvNet: num_cells must list at least one conv layer")
+            raise ModuleValueError("ConvNet: num_cells must list at least one conv layer")
         if cells is None or not all(is_int(c) for c in cells):
-            raise ModuleError(
+            raise ModuleValueError(
                 f"ConvNet: num_cells must be positive ints, got {num_cells!r} (the output "
                 "channels of each conv, e.g. (32, 64, 64))"
             )
@@ -326,7 +326,7 @@ class ConvNet(nn.Module):
         """Features ``[*batch, features]`` of images ``[*batch, C, H, W]``.
 
         Raises:
-            ModuleError: the input has fewer than 3 dims.
+            ModuleValueError: the input has fewer than 3 dims.
 
         Example:
             >>> import torch
@@ -336,7 +336,7 @@ class ConvNet(nn.Module):
             torch.Size([36])
         """
         if x.ndim < 3:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"ConvNet: expected images [*batch, C, H, W], got shape {list(x.shape)}"
             )
         batch = x.shape[:-3]

@@ -14,7 +14,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedBuffer
 from torch.nn.parameter import UninitializedParameter
 
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 
 __all__ = ["LazyNoisyLinear", "NoisyLinear", "reset_noise"]
 
@@ -240,7 +240,9 @@ class LazyNoisyLinear(LazyModuleMixin, NoisyLinear):
         if not self.has_uninitialized_params():
             return
         if x.ndim == 0:
-            raise ModuleError("LazyNoisyLinear: the input needs at least one dim (the features)")
+            raise ModuleValueError(
+                "LazyNoisyLinear: the input needs at least one dim (the features)"
+            )
         self.in_features = int(x.shape[-1])
         shapes = {"weight": (self.out_features, self.in_features), "bias": (self.out_features,)}
         for name, shape in shapes.items():

@@ -11,7 +11,7 @@ from torch import Tensor
 from rlbricks.modules._checks import check_int
 from rlbricks.modules._checks import check_number
 from rlbricks.modules._common import read_key
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._exploration_modules import LinearAnnealing
 from rlbricks.modules._exploration_modules import batch_view
 from rlbricks.modules._exploration_modules import leaf_spec
@@ -64,7 +64,7 @@ class OrnsteinUhlenbeckProcessModule(LinearAnnealing):
         action_key: the action entry.
 
     Raises:
-        ModuleError: a negative ``theta``, ``sigma``, ``sigma_min``,
+        ModuleValueError: a negative ``theta``, ``sigma``, ``sigma_min``,
             ``eps_init`` or ``eps_end``, ``sigma_min > sigma``, ``dt <= 0``,
             a non-finite number (``mu``, ``x0``...), or a non-positive
             ``n_steps_annealing`` or ``annealing_num_steps``.
@@ -116,7 +116,7 @@ class OrnsteinUhlenbeckProcessModule(LinearAnnealing):
                 owner, "sigma_min", sigma_min, ">= 0", "the final noise scale of an episode"
             )
             if self.sigma_min > self.sigma:
-                raise ModuleError(
+                raise ModuleValueError(
                     f"{owner}: sigma_min={sigma_min!r} must be <= sigma={sigma!r}: the noise "
                     "scale decreases from sigma to sigma_min over each episode; swap them, or "
                     "pass sigma_min=None for a constant scale"
@@ -128,7 +128,7 @@ class OrnsteinUhlenbeckProcessModule(LinearAnnealing):
         self.eps_end = float(eps_end)
         x0_tensor = torch.as_tensor(0.0 if x0 is None else x0, dtype=torch.float32)
         if not bool(x0_tensor.isfinite().all()):
-            raise ModuleError(
+            raise ModuleValueError(
                 f"{owner}: x0 must hold finite numbers (the initial noise), got {x0!r}"
             )
         self.register_buffer("x0", x0_tensor, persistent=False)  # configuration, not state

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch import nn
 from torch.nn import functional as F
 
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 
 __all__ = ["NormalParamExtractor"]
 
@@ -27,17 +27,17 @@ def _parse(mapping: str, scale_lb: float) -> tuple[str, float]:
         try:
             bias = float(text)
         except ValueError:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"NormalParamExtractor: cannot read the bias {text!r} of scale_mapping "
                 f"{mapping!r}; valid mappings: {_VALID}"
             ) from None
         if not bias > scale_lb:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"NormalParamExtractor: the bias of {mapping!r} must exceed scale_lb={scale_lb}"
             )
         # softplus(0 + shift) + scale_lb == bias
         return "biased_softplus", math.log(math.expm1(bias - scale_lb))
-    raise ModuleError(
+    raise ModuleValueError(
         f"NormalParamExtractor: unknown scale_mapping {mapping!r}; valid mappings: {_VALID}"
     )
 
@@ -64,7 +64,7 @@ class NormalParamExtractor(nn.Module):
         scale_lb: the smallest scale (keeps log-probabilities finite).
 
     Raises:
-        ModuleError: an unknown mapping name (the message lists the valid
+        ModuleValueError: an unknown mapping name (the message lists the valid
             ones), or a bias not above ``scale_lb``.
 
     Example:
@@ -90,7 +90,7 @@ class NormalParamExtractor(nn.Module):
         elif isinstance(scale_mapping, str):
             self._kind, self._shift = _parse(scale_mapping, self.scale_lb)
         else:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"NormalParamExtractor: scale_mapping must be a name or a callable, got "
                 f"{type(scale_mapping).__name__}; valid mappings: {_VALID}"
             )
@@ -117,14 +117,16 @@ class NormalParamExtractor(nn.Module):
             return x.clamp_min(lb)
         mapping = self.scale_mapping
         if not callable(mapping):  # unreachable: checked in __init__
-            raise ModuleError(f"NormalParamExtractor: bad scale_mapping {mapping!r}")
+            raise ModuleValueError(
+                f"NormalParamExtractor: bad scale_mapping {mapping!r}; valid mappings: {_VALID}"
+            )
         return mapping(x)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(loc, scale)``: the first and the mapped second half of the last dim of ``x``.
 
         Raises:
-            ModuleError: the last dim of ``x`` is odd.
+            ModuleValueError: the last dim of ``x`` is odd.
 
         Example:
             >>> import torch
@@ -134,7 +136,7 @@ class NormalParamExtractor(nn.Module):
             (tensor([1.]), tensor([1.]))
         """
         if x.ndim == 0 or x.shape[-1] % 2:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"NormalParamExtractor: the last dim of the input must be even (loc and scale "
                 f"halves), got shape {list(x.shape)}; make the network output 2 * action_dim"
             )

@@ -13,7 +13,7 @@ from rlbricks.modules._common import KeysLike
 from rlbricks.modules._common import TensorDictModuleBase
 from rlbricks.modules._common import as_keys
 from rlbricks.modules._common import read_key
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._exploration import ExplorationType
 from rlbricks.modules._exploration import as_exploration_type
 from rlbricks.modules._exploration import explicit_exploration_type
@@ -66,7 +66,7 @@ def sample_for(dist: Distribution, kind: ExplorationType) -> torch.Tensor:
     exists, else the mode, else the mean.
 
     Raises:
-        ModuleError: the distribution cannot give that value.
+        ModuleValueError: the distribution cannot give that value.
     """
     if kind is ExplorationType.RANDOM:
         return dist.rsample() if dist.has_rsample else dist.sample()
@@ -81,7 +81,7 @@ def sample_for(dist: Distribution, kind: ExplorationType) -> torch.Tensor:
         if value is None:
             value = _property(dist, "mean")
     if value is None:
-        raise ModuleError(
+        raise ModuleValueError(
             f"{type(dist).__name__} has no {kind.value} value; choose another exploration "
             "type with set_exploration_type (e.g. RANDOM or DETERMINISTIC)"
         )
@@ -119,7 +119,7 @@ class ProbabilisticTensorDictModule(TensorDictModuleBase):
         default_interaction_type: the exploration type used when none is set.
 
     Raises:
-        ModuleError: not exactly one out_key, or an unknown exploration type.
+        ModuleValueError: not exactly one out_key, or an unknown exploration type.
 
     Example:
         >>> import torch
@@ -156,17 +156,17 @@ class ProbabilisticTensorDictModule(TensorDictModuleBase):
             keys = as_keys(in_keys, "in_keys")
             self.dist_keys = {(k if isinstance(k, str) else k[-1]): k for k in keys}
             if len(self.dist_keys) != len(keys):
-                raise ModuleError(
+                raise ModuleValueError(
                     f"in_keys {keys} give two distribution arguments the same name; pass a "
                     "mapping {keyword: key} instead"
                 )
         if not self.dist_keys:
-            raise ModuleError(
+            raise ModuleValueError(
                 "in_keys is empty: name the entries holding the distribution's parameters"
             )
         sample_keys = as_keys(out_keys, "out_keys")
         if len(sample_keys) != 1:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"out_keys must hold exactly one key (where the sample goes), got {sample_keys}"
             )
         self.sample_key: NestedKey = sample_keys[0]
@@ -187,7 +187,7 @@ class ProbabilisticTensorDictModule(TensorDictModuleBase):
 
         Raises:
             ModuleKeyError: a parameter entry is missing.
-            ModuleError: the distribution rejects the keyword arguments.
+            ModuleValueError: the distribution rejects the keyword arguments.
 
         Example:
             >>> import torch
@@ -203,7 +203,7 @@ class ProbabilisticTensorDictModule(TensorDictModuleBase):
             return self.distribution_class(**params, **self.distribution_kwargs)
         except TypeError as err:
             name = getattr(self.distribution_class, "__name__", repr(self.distribution_class))
-            raise ModuleError(
+            raise ModuleValueError(
                 f"{name}(**{sorted(params)}, **{sorted(self.distribution_kwargs)}) failed: {err}. "
                 "in_keys name the distribution's keyword arguments; pass a mapping "
                 "{keyword: key} when the entry names differ"

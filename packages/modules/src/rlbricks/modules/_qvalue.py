@@ -13,7 +13,7 @@ from rlbricks.modules._common import KeysLike
 from rlbricks.modules._common import TensorDictModule
 from rlbricks.modules._common import TensorDictModuleBase
 from rlbricks.modules._common import read_key
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._sequential import TensorDictSequential
 from rlbricks.specs import Categorical
 from rlbricks.specs import Composite
@@ -40,7 +40,7 @@ def infer_action_space(spec: TensorSpec[Any] | None, action_space: str | None, o
     """``action_space`` when given, else ``"one_hot"``/``"categorical"`` read from the spec."""
     if action_space is not None:
         if action_space not in ACTION_SPACES:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"{owner}: action_space must be one of {list(ACTION_SPACES)}, got {action_space!r}"
             )
         return action_space
@@ -50,11 +50,11 @@ def infer_action_space(spec: TensorSpec[Any] | None, action_space: str | None, o
     if isinstance(spec, Categorical):
         return "categorical"
     if spec is None:
-        raise ModuleError(
+        raise ModuleValueError(
             f"{owner}: give the action spec (spec=OneHot(n) or Categorical(n)) or "
             "action_space='one_hot' | 'categorical'"
         )
-    raise ModuleError(
+    raise ModuleValueError(
         f"{owner} picks one of n actions: the spec must be OneHot or Categorical, got "
         f"{type(spec).__name__}"
     )
@@ -147,7 +147,7 @@ class QValueActor(TensorDictSequential):
         action_mask_key: the key of the action mask, if any.
 
     Raises:
-        ModuleError: neither ``spec`` nor ``action_space`` tells the action
+        ModuleValueError: neither ``spec`` nor ``action_space`` tells the action
             space, or the spec is not discrete.
 
     Example:
@@ -204,7 +204,7 @@ class _DistributionalQValueHead(_QValueHead):
         logits: Tensor = read_key(self, tensordict, "action_value")
         n_atoms = self.support.shape[-1]
         if logits.ndim < 2 or logits.shape[-1] != n_atoms:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"DistributionalQValueActor: the network's output must be "
                 f"[..., n_actions, n_atoms={n_atoms}], got shape {tuple(logits.shape)}"
             )
@@ -241,7 +241,7 @@ class DistributionalQValueActor(TensorDictSequential):
         action_mask_key: the key of the action mask, if any.
 
     Raises:
-        ModuleError: the action space is unknown, or ``support`` is not 1-d.
+        ModuleValueError: the action space is unknown, or ``support`` is not 1-d.
 
     Example:
         >>> import torch
@@ -270,7 +270,7 @@ class DistributionalQValueActor(TensorDictSequential):
         space = infer_action_space(spec, action_space, "DistributionalQValueActor")
         support = torch.as_tensor(support, dtype=torch.get_default_dtype())
         if support.ndim != 1 or support.numel() < 2:
-            raise ModuleError(
+            raise ModuleValueError(
                 "DistributionalQValueActor: support must be a 1-d tensor of at least two atom "
                 f"values, got shape {tuple(support.shape)}"
             )

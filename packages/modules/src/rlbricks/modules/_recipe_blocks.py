@@ -19,7 +19,7 @@ from rlbricks.modules._categorical import OneHotCategorical
 from rlbricks.modules._common import TensorDictModule
 from rlbricks.modules._distributions import TanhNormal
 from rlbricks.modules._distributions import TruncatedNormal
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._models import MLP
 from rlbricks.modules._models import ConvNet
 from rlbricks.modules._param_extractor import NormalParamExtractor
@@ -79,7 +79,7 @@ def one_env(spec: TensorSpec[Any], batch_dims: int) -> TensorSpec[Any]:
         return Bounded(spec.low[first], spec.high[first], **kw)
     if isinstance(spec, Unbounded):
         return Unbounded(**kw)
-    raise ModuleError(
+    raise ModuleValueError(
         f"recipes: cannot drop the batch dims of a {type(spec).__name__} action spec; pass the "
         "specs of a single environment"
     )
@@ -94,7 +94,7 @@ def parse_specs(
             hasattr(observation_spec, "observation_spec")
             and hasattr(observation_spec, "action_spec")
         ):
-            raise ModuleError(
+            raise ModuleValueError(
                 f"{who}: pass the action spec (action_spec=...) or an environment as the first "
                 "argument"
             )
@@ -105,16 +105,19 @@ def parse_specs(
     if isinstance(observation_spec, TensorSpec) and not isinstance(observation_spec, Composite):
         observation_spec = Composite(observation=observation_spec)
     if not isinstance(observation_spec, Composite):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{who}: the observation spec must be a Composite (or an environment), got "
             f"{type(observation_spec).__name__}"
         )
     if isinstance(action_spec, Composite):
         if "action" not in action_spec:
-            raise ModuleError(f"{who}: the action Composite has no 'action' entry")
+            raise ModuleValueError(
+                f"{who}: the action Composite has no 'action' entry; pass the spec of the action "
+                "itself (action_spec=env.action_spec['action'])"
+            )
         action_spec = action_spec["action"]
     if not isinstance(action_spec, TensorSpec):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{who}: the action spec must be a TensorSpec, got {type(action_spec).__name__}"
         )
     return observation_spec, one_env(action_spec, observation_spec.ndim)
@@ -126,13 +129,13 @@ def observation_input(spec: Composite, key: NestedKey | None, who: str) -> Input
     if key is None:
         defaults = [k for k in ("observation", "pixels") if k in leaves]
         if not defaults and len(leaves) != 1:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"{who}: cannot tell which observation to read among {leaves}; pass "
                 "observation_key="
             )
         key = defaults[0] if defaults else leaves[0]
     if key not in leaves:
-        raise ModuleError(f"{who}: observation_key {key!r} is not in the spec; keys: {leaves}")
+        raise ModuleValueError(f"{who}: observation_key {key!r} is not in the spec; keys: {leaves}")
     leaf = spec[key]
     dtype = leaf.dtype if leaf.dtype is not None else torch.get_default_dtype()
     return Input(key, tuple(leaf.shape[spec.ndim :]), dtype)
@@ -142,18 +145,20 @@ def discrete_n(spec: TensorSpec[Any], who: str) -> int:
     """The number of actions of a ``OneHot`` or ``Categorical`` spec."""
     if isinstance(spec, (OneHot, Categorical)):
         return spec.n
-    raise ModuleError(f"{who} needs a discrete action spec (OneHot or Categorical), got {spec!r}")
+    raise ModuleValueError(
+        f"{who} needs a discrete action spec (OneHot or Categorical), got {spec!r}"
+    )
 
 
 def continuous_shape(spec: TensorSpec[Any], who: str) -> tuple[int, ...]:
     """The action shape of a floating ``Bounded`` or ``Unbounded`` spec."""
     if not isinstance(spec, (Bounded, Unbounded)) or not spec.dtype.is_floating_point:
-        raise ModuleError(
+        raise ModuleValueError(
             f"{who} needs a continuous action spec (Bounded or Unbounded with a floating "
             f"dtype), got {spec!r}"
         )
     if spec.ndim == 0:
-        raise ModuleError(f"{who}: the action spec needs at least one dim, got shape []")
+        raise ModuleValueError(f"{who}: the action spec needs at least one dim, got shape []")
     return tuple(spec.shape)
 
 
@@ -197,7 +202,7 @@ def encoder(
     shape = inputs.shape
     image = len(shape) == 3
     if cnn and not image:
-        raise ModuleError(
+        raise ModuleValueError(
             f"{who}: cnn=True needs an image observation [C, H, W] or [H, W, C], got "
             f"{list(shape)} for {inputs.key!r}"
         )
@@ -215,7 +220,7 @@ def encoder(
             nn.Sequential(Preprocess(inputs.dtype, channels_last, 0), conv), features, True
         )
     if len(shape) not in (1, 3):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{who}: the observation {inputs.key!r} has shape {list(shape)}; the recipes read "
             "vectors [n] or images [C, H, W] (flatten it first, or pass observation_key=)"
         )
@@ -360,7 +365,7 @@ def categorical_actor(
     """
     n = discrete_n(action_spec, who)
     if action_spec.shape != ((n,) if isinstance(action_spec, OneHot) else ()):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{who}: the discrete policy draws one action per step: the action spec must be "
             f"OneHot(n) or Categorical(n) with shape [], got {action_spec!r}"
         )

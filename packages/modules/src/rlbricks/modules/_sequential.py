@@ -12,7 +12,7 @@ from torch.distributions import Distribution
 from rlbricks.modules._common import KeysLike
 from rlbricks.modules._common import TensorDictModuleBase
 from rlbricks.modules._common import as_keys
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 
@@ -60,7 +60,7 @@ class TensorDictSequential(TensorDictModuleBase):
         selected_out_keys: the outputs to keep; ``None`` keeps every one.
 
     Raises:
-        ModuleError: no module, a module that is not a TensorDict module, or
+        ModuleValueError: no module, a module that is not a TensorDict module, or
             a selected key that no module writes.
 
     Example:
@@ -90,12 +90,12 @@ class TensorDictSequential(TensorDictModuleBase):
     ) -> None:
         super().__init__()
         if not modules:
-            raise ModuleError("TensorDictSequential needs at least one module")
+            raise ModuleValueError("TensorDictSequential needs at least one module")
         for i, module in enumerate(modules):
             if not isinstance(module, nn.Module) or not all(
                 hasattr(module, name) for name in ("in_keys", "out_keys")
             ):
-                raise ModuleError(
+                raise ModuleValueError(
                     f"TensorDictSequential: module {i} ({type(module).__name__}) is not a "
                     "TensorDict module; wrap a plain network in TensorDictModule(net, in_keys, "
                     "out_keys) first"
@@ -113,7 +113,7 @@ class TensorDictSequential(TensorDictModuleBase):
         Returns ``self``.
 
         Raises:
-            ModuleError: a key is not written by any module.
+            ModuleValueError: a key is not written by any module.
 
         Example:
             >>> import torch
@@ -133,7 +133,7 @@ class TensorDictSequential(TensorDictModuleBase):
         wanted = as_keys(list(keys), "selected_out_keys")
         unknown = [k for k in wanted if k not in self._all_out_keys]
         if unknown:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"selected_out_keys: {unknown} are not written by any module; the outputs are "
                 f"{self._all_out_keys}"
             )
@@ -183,7 +183,7 @@ class TensorDictSequential(TensorDictModuleBase):
         outputs into ``tensordict``.
 
         Raises:
-            ModuleError: the last module does not build a distribution.
+            ModuleValueError: the last module does not build a distribution.
 
         Example:
             >>> import torch
@@ -201,7 +201,7 @@ class TensorDictSequential(TensorDictModuleBase):
         *body, last = list(self.module)
         get_dist = getattr(last, "get_dist", None)
         if get_dist is None:
-            raise ModuleError(
+            raise ModuleValueError(
                 f"get_dist: the last module ({type(last).__name__}) builds no distribution; "
                 "end the sequence with a ProbabilisticTensorDictModule"
             )

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.specs import Binary
 from rlbricks.specs import Bounded
 from rlbricks.specs import Categorical
@@ -34,7 +34,7 @@ def _first(tensor: torch.Tensor, drop: int, what: str, owner: str) -> torch.Tens
     """``tensor[0, ..., 0]`` over its ``drop`` leading dims, checked to be the same for all."""
     first = tensor[(0,) * drop]
     if not torch.equal(tensor, first.expand_as(tensor)):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{owner}: the spec's {what} differ between its leading (environment) dims, so it "
             "cannot describe values with other leading dims; pass the spec of one environment"
         )
@@ -59,7 +59,7 @@ def _one_env_spec(spec: TensorSpec[Any], drop: int, owner: str) -> TensorSpec[An
         return OneHot(spec.n, shape=tail, device=device, dtype=spec.dtype, mask=mask)
     if isinstance(spec, Binary):
         return Binary(shape=tail, device=device, dtype=spec.dtype)
-    raise ModuleError(
+    raise ModuleValueError(
         f"{owner}: a {type(spec).__name__} spec of shape {tuple(spec.shape)} does not fit values "
         "with other leading dims; pass the spec of one environment"
     )
@@ -69,7 +69,7 @@ def fit_spec(spec: TensorSpec[Any], shape: torch.Size, owner: str) -> TensorSpec
     """``spec`` if values of ``shape`` end with its shape, else the spec of one environment.
 
     Raises:
-        ModuleError: no trailing part of ``spec.shape`` matches ``shape``, or
+        ModuleValueError: no trailing part of ``spec.shape`` matches ``shape``, or
             the environments of the spec differ.
     """
     if _ends_with(shape, spec.shape):
@@ -77,7 +77,7 @@ def fit_spec(spec: TensorSpec[Any], shape: torch.Size, owner: str) -> TensorSpec
     for drop in range(1, len(spec.shape) + 1):
         if _ends_with(shape, spec.shape[drop:]):
             return _one_env_spec(spec, drop, owner)
-    raise ModuleError(  # unreachable: an empty suffix always matches
+    raise ModuleValueError(  # unreachable: an empty suffix always matches
         f"{owner}: values of shape {tuple(shape)} do not fit the spec of shape {tuple(spec.shape)}"
     )
 

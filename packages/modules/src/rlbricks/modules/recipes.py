@@ -54,7 +54,7 @@ from rlbricks.modules._actors import ActorValueOperator
 from rlbricks.modules._actors import ProbabilisticActor
 from rlbricks.modules._actors import ValueOperator
 from rlbricks.modules._common import TensorDictModule
-from rlbricks.modules._errors import ModuleError
+from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._models import MLP
 from rlbricks.modules._models import DuelingMlpDQNet
 from rlbricks.modules._noisy import NoisyLinear
@@ -129,7 +129,7 @@ def dqn_model(
         A ``QValueActor``, or a ``DistributionalQValueActor`` with ``distributional``.
 
     Raises:
-        ModuleError: a non-discrete action spec, an observation the recipe
+        ModuleValueError: a non-discrete action spec, an observation the recipe
             cannot read, fewer than two atoms or ``v_min >= v_max``.
 
     Example:
@@ -150,11 +150,11 @@ def dqn_model(
         or not isinstance(distributional, int)
         or distributional < 2
     ):
-        raise ModuleError(
+        raise ModuleValueError(
             f"{who}: distributional must be a number of atoms >= 2, got {distributional!r}"
         )
     if distributional is not None and not v_min < v_max:
-        raise ModuleError(f"{who}: v_min must be < v_max, got {v_min} and {v_max}")
+        raise ModuleValueError(f"{who}: v_min must be < v_max, got {v_min} and {v_max}")
     inputs = observation_input(observations, observation_key, who)
     enc = encoder(inputs, cnn, cnn_kwargs, device, who)
     cells = hidden_cells(num_cells, enc.pixels, (64, 64))
@@ -165,7 +165,9 @@ def dqn_model(
     head: nn.Module
     if dueling:
         if not cells:
-            raise ModuleError(f"{who}: a dueling head needs at least one hidden layer in num_cells")
+            raise ModuleValueError(
+                f"{who}: a dueling head needs at least one hidden layer in num_cells"
+            )
         head = DuelingMlpDQNet(
             out,
             in_features=enc.features,
@@ -237,7 +239,7 @@ def ddpg_models(
         ``(actor, critic)``: an ``Actor`` and a ``ValueOperator``.
 
     Raises:
-        ModuleError: a discrete action spec or an observation the recipe cannot read.
+        ModuleValueError: a discrete action spec or an observation the recipe cannot read.
 
     Example:
         >>> from rlbricks.modules.recipes import ddpg_models
@@ -289,7 +291,7 @@ def td3_models(
         ``(actor, critic)``: an ``Actor`` and a ``ValueOperator``.
 
     Raises:
-        ModuleError: a discrete action spec or an observation the recipe cannot read.
+        ModuleValueError: a discrete action spec or an observation the recipe cannot read.
 
     Example:
         >>> from rlbricks.modules.recipes import td3_models
@@ -383,7 +385,7 @@ def sac_models(
         ``(actor, critic)`` or ``(actor, critic_1, critic_2)``.
 
     Raises:
-        ModuleError: a discrete action spec, an observation the recipe cannot
+        ModuleValueError: a discrete action spec, an observation the recipe cannot
             read, or ``num_qvalue_nets`` other than 1 or 2.
 
     Example:
@@ -399,7 +401,7 @@ def sac_models(
     """
     who = "sac_models"
     if num_qvalue_nets not in (1, 2):
-        raise ModuleError(f"{who}: num_qvalue_nets must be 1 or 2, got {num_qvalue_nets!r}")
+        raise ModuleValueError(f"{who}: num_qvalue_nets must be 1 or 2, got {num_qvalue_nets!r}")
     observations, action = parse_specs(observation_spec, action_spec, who)
     shape = continuous_shape(action, who)
     inputs = observation_input(observations, observation_key, who)
@@ -497,7 +499,7 @@ def ppo_models(
         (``get_policy_operator()`` collects data, ``get_value_operator()`` gives values).
 
     Raises:
-        ModuleError: an action spec of another kind (e.g. ``MultiOneHot``) or
+        ModuleValueError: an action spec of another kind (e.g. ``MultiOneHot``) or
             an observation the recipe cannot read.
 
     Example:
@@ -551,7 +553,9 @@ def ppo_models(
     enc = encoder(inputs, cnn, cnn_kwargs, device, who)
     cells = hidden_cells(num_cells, enc.pixels, (64, 64))
     if not cells:
-        raise ModuleError(f"{who}: a shared trunk needs at least one hidden layer in num_cells")
+        raise ModuleValueError(
+            f"{who}: a shared trunk needs at least one hidden layer in num_cells"
+        )
     body = MLP(
         enc.features, cells[-1], num_cells=cells[:-1], activate_last_layer=True, device=device
     )

@@ -26,28 +26,14 @@ Example:
 
 __version__ = "0.1.1"
 
-# --- value estimators ---
-from rlbricks.objectives.value import GAE
-from rlbricks.objectives.value import TD0Estimator
-from rlbricks.objectives.value import TD1Estimator
-from rlbricks.objectives.value import TDLambdaEstimator
-from rlbricks.objectives.value import ValueEstimatorBase
-from rlbricks.objectives.value import ValueEstimatorError
-from rlbricks.objectives.value import ValueEstimatorKeyError
-from rlbricks.objectives.value import ValueEstimators
-from rlbricks.objectives.value import VTrace
-
-# isort: split
-# --- end value estimators ---
-
-# --- losses and target updates ---
 from rlbricks.objectives._a2c import A2CLoss
 from rlbricks.objectives._ddpg import DDPGLoss
 from rlbricks.objectives._discrete_sac import DiscreteSACLoss
 from rlbricks.objectives._distributional_dqn import DistributionalDQNLoss
 from rlbricks.objectives._dqn import DQNLoss
-from rlbricks.objectives._loss_base import LossError
-from rlbricks.objectives._loss_base import LossKeyError
+from rlbricks.objectives._errors import LossError
+from rlbricks.objectives._errors import LossKeyError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._loss_base import LossKeys
 from rlbricks.objectives._loss_base import LossModule
 from rlbricks.objectives._ppo import ClipPPOLoss
@@ -59,11 +45,19 @@ from rlbricks.objectives._targets import HardUpdate
 from rlbricks.objectives._targets import SoftUpdate
 from rlbricks.objectives._targets import TargetNetUpdater
 from rlbricks.objectives._td3 import TD3Loss
-
-# --- end losses and target updates ---
+from rlbricks.objectives.value import GAE
+from rlbricks.objectives.value import TD0Estimator
+from rlbricks.objectives.value import TD1Estimator
+from rlbricks.objectives.value import TDLambdaEstimator
+from rlbricks.objectives.value import ValueEstimatorBase
+from rlbricks.objectives.value import ValueEstimatorError
+from rlbricks.objectives.value import ValueEstimatorKeyError
+from rlbricks.objectives.value import ValueEstimators
+from rlbricks.objectives.value import ValueEstimatorTypeError
+from rlbricks.objectives.value import ValueEstimatorValueError
+from rlbricks.objectives.value import VTrace
 
 __all__: list[str] = [
-    # --- value estimator names (helper E) ---
     "ValueEstimators",
     "ValueEstimatorBase",
     "TD0Estimator",
@@ -72,12 +66,13 @@ __all__: list[str] = [
     "GAE",
     "VTrace",
     "ValueEstimatorError",
+    "ValueEstimatorValueError",
     "ValueEstimatorKeyError",
-    # --- end value estimator names ---
-    # --- loss names (helper F) ---
+    "ValueEstimatorTypeError",
     "LossModule",
     "LossKeys",
     "LossError",
+    "LossValueError",
     "LossKeyError",
     "DQNLoss",
     "DistributionalDQNLoss",
@@ -93,5 +88,4 @@ __all__: list[str] = [
     "KLPENPPOLoss",
     "A2CLoss",
     "ReinforceLoss",
-    # --- end loss names ---
 ]

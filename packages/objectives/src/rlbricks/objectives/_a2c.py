@@ -41,7 +41,7 @@ class A2CLoss(OnPolicyLoss):
         loss_critic_type: ``"smooth_l1"`` or ``"l2"``.
 
     Raises:
-        LossError: an actor without ``get_dist`` or an unknown ``loss_critic_type``.
+        LossValueError: an actor without ``get_dist`` or an unknown ``loss_critic_type``.
 
     Example:
         >>> import torch

@@ -60,7 +60,7 @@ class DDPGLoss(LossModule):
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"`` for ``loss_value``.
 
     Raises:
-        LossError: an unknown ``loss_function``.
+        LossValueError: an unknown ``loss_function``.
 
     Example:
         >>> import torch

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 from torch import nn
 
-from rlbricks.objectives._loss_base import LossError
+from rlbricks.objectives._errors import LossError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._sac import SoftActorCriticBase
 from rlbricks.objectives._utils import bootstrap_target
 from rlbricks.objectives._utils import distance_loss
@@ -27,7 +28,7 @@ def _log_probs(dist: torch.distributions.Distribution, n: int) -> tuple[Tensor, 
     """``(probs, log_probs)`` over the ``n`` actions of a categorical distribution."""
     logits = getattr(dist, "logits", None)
     if not isinstance(logits, Tensor) or logits.shape[-1] != n:
-        raise LossError(
+        raise LossValueError(
             "DiscreteSACLoss: the actor's distribution must be categorical over num_actions="
             f"{n} actions (Categorical or OneHotCategorical with logits [..., {n}])"
         )
@@ -94,7 +95,7 @@ class DiscreteSACLoss(SoftActorCriticBase):
             actor's or critic's spec when ``None``.
 
     Raises:
-        LossError: bad ``num_actions``, ``target_entropy`` or ``loss_function``,
+        LossValueError: bad ``num_actions``, ``target_entropy`` or ``loss_function``,
             ``alpha_init <= 0``, or an unknown action space.
 
     Example:
@@ -147,7 +148,7 @@ class DiscreteSACLoss(SoftActorCriticBase):
     ) -> None:
         super().__init__()
         if isinstance(num_actions, bool) or not isinstance(num_actions, int) or num_actions < 2:
-            raise LossError(
+            raise LossValueError(
                 f"DiscreteSACLoss: num_actions must be an int >= 2, got {num_actions!r}"
             )
         self.num_actions = num_actions
@@ -179,7 +180,7 @@ class DiscreteSACLoss(SoftActorCriticBase):
         elif isinstance(target_entropy, (int, float)) and not isinstance(target_entropy, bool):
             self.target_entropy = float(target_entropy)
         else:
-            raise LossError(
+            raise LossValueError(
                 f"DiscreteSACLoss: target_entropy must be 'auto' or a number, got {target_entropy!r}"
             )
 

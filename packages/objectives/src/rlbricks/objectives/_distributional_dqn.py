@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch import nn
 
-from rlbricks.objectives._loss_base import LossError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._loss_base import LossModule
 from rlbricks.objectives._utils import gather_action
 from rlbricks.objectives._utils import infer_action_space
@@ -67,7 +67,7 @@ def _find_support(network: nn.Module) -> Tensor:
         support = getattr(module, "support", None)
         if isinstance(support, Tensor):
             return support
-    raise LossError(
+    raise LossValueError(
         "DistributionalDQNLoss: the value network has no 'support' tensor; use a "
         "DistributionalQValueActor (or dqn_model(..., distributional=n_atoms))"
     )
@@ -116,7 +116,7 @@ class DistributionalDQNLoss(LossModule):
             network when ``None``.
 
     Raises:
-        LossError: no support, a support that is not evenly spaced, or a
+        LossValueError: no support, a support that is not evenly spaced, or a
             ``gamma`` outside ``[0, 1]``.
 
     Example:
@@ -160,19 +160,22 @@ class DistributionalDQNLoss(LossModule):
     ) -> None:
         super().__init__()
         if not 0.0 <= float(gamma) <= 1.0:
-            raise LossError(f"DistributionalDQNLoss: gamma must be in [0, 1], got {gamma}")
+            raise LossValueError(f"DistributionalDQNLoss: gamma must be in [0, 1], got {gamma}")
         self.gamma = float(gamma)
         self.double_dqn = bool(double_dqn)
         self.action_space = infer_action_space(value_network, action_space, "DistributionalDQNLoss")
         support = _find_support(value_network)
         steps = support.diff()
         if support.ndim != 1 or not bool(torch.allclose(steps, steps[:1].expand_as(steps))):
-            raise LossError(
+            raise LossValueError(
                 "DistributionalDQNLoss: the support must be evenly spaced and increasing "
                 "(e.g. torch.linspace(v_min, v_max, n_atoms))"
             )
         if not bool((steps > 0).all()):
-            raise LossError("DistributionalDQNLoss: the support must be increasing")
+            raise LossValueError(
+                "DistributionalDQNLoss: the support must be increasing "
+                "(e.g. torch.linspace(v_min, v_max, n_atoms) with v_min < v_max)"
+            )
         self.register_network("value_network", value_network, delay=delay_value)
 
     @property
@@ -194,7 +197,7 @@ class DistributionalDQNLoss(LossModule):
         """Not used: the distributional target is built by projection (set ``gamma`` in ``__init__``).
 
         Raises:
-            LossError: always.
+            LossValueError: always.
 
         Example:
             >>> from rlbricks.modules.recipes import dqn_model
@@ -207,7 +210,7 @@ class DistributionalDQNLoss(LossModule):
             ...     print(str(err).split(';')[0])
             DistributionalDQNLoss projects return distributions and uses no value estimator
         """
-        raise LossError(
+        raise LossValueError(
             "DistributionalDQNLoss projects return distributions and uses no value estimator; "
             "set the discount with DistributionalDQNLoss(..., gamma=...)"
         )
@@ -234,7 +237,7 @@ class DistributionalDQNLoss(LossModule):
         terminated = self._get(tensordict, "terminated")
         log_probs = self.value_network(tensordict.copy()).get(keys.action_value)
         if log_probs.ndim < 2:
-            raise LossError(
+            raise LossValueError(
                 "DistributionalDQNLoss: the network must write [*batch, n_actions, n_atoms] "
                 f"log-probabilities under {keys.action_value!r}, got shape {tuple(log_probs.shape)}"
             )

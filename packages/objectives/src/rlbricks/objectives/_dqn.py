@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from rlbricks.objectives._loss_base import LossError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._loss_base import LossModule
 from rlbricks.objectives._utils import bootstrap_target
 from rlbricks.objectives._utils import check_loss_function
@@ -75,7 +75,7 @@ class DQNLoss(LossModule):
             network (``action_space`` attribute or action spec) when ``None``.
 
     Raises:
-        LossError: an unknown ``loss_function``, or the action space cannot be told;
+        LossValueError: an unknown ``loss_function``, or the action space cannot be told;
             at call time, n-step transitions with an estimator other than TD(0).
 
     Example:
@@ -179,7 +179,7 @@ class DQNLoss(LossModule):
             return next_value
         estimator = self.value_estimator
         if not isinstance(estimator, TD0Estimator):
-            raise LossError(
+            raise LossValueError(
                 "DQNLoss: the batch holds n-step transitions "
                 f"({self.tensor_keys.steps_to_next_obs!r}), which only the td0 value estimator "
                 f"bootstraps (got {type(estimator).__name__}); use "

@@ -14,58 +14,14 @@ import torch
 from torch import Tensor
 from torch import nn
 
+from rlbricks.objectives._errors import LossKeyError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import is_tensordict
 from rlbricks.tensordict import unravel_key
 
-__all__ = ["LossError", "LossKeyError", "LossKeys", "LossModule"]
-
-
-class LossError(ValueError):
-    """A loss was built with inconsistent arguments or called against its contract.
-
-    Examples: an unknown ``loss_function``, a key name that the loss does not
-    have, target updates asked of a loss without target networks, an input
-    whose shape does not fit the networks.  It is a ``ValueError``, so
-    ``except ValueError`` also catches it.
-
-    Example:
-        >>> from torch import nn
-        >>> from rlbricks.objectives import DQNLoss, LossError
-        >>> from rlbricks.modules import QValueActor
-        >>> loss = DQNLoss(QValueActor(nn.Linear(3, 2), action_space="one_hot"))
-        >>> try:
-        ...     loss.set_keys(rewrd="r")
-        ... except LossError as err:
-        ...     print(str(err).split(";")[0])
-        DQNLoss has no key named 'rewrd'
-    """
-
-
-class LossKeyError(LossError, KeyError):
-    """An entry that a loss reads is missing from its input TensorDict.
-
-    Both a ``KeyError`` and a :class:`LossError`; the message names the loss,
-    the missing key and the keys the TensorDict holds.
-
-    Example:
-        >>> import torch
-        >>> from torch import nn
-        >>> from rlbricks.objectives import DQNLoss, LossKeyError
-        >>> from rlbricks.modules import QValueActor
-        >>> from rlbricks.tensordict import TensorDict
-        >>> loss = DQNLoss(QValueActor(nn.Linear(3, 2), action_space="one_hot"))
-        >>> try:
-        ...     loss(TensorDict({"observation": torch.zeros(4, 3)}, [4]))
-        ... except KeyError as err:
-        ...     print(str(err).split(";")[0])
-        DQNLoss reads 'action', which the TensorDict does not hold
-    """
-
-    def __str__(self) -> str:
-        # KeyError quotes its argument; a message reads better unquoted.
-        return str(self.args[0]) if self.args else ""
+__all__ = ["LossKeys", "LossModule"]
 
 
 class LossKeys(Mapping[str, NestedKey]):
@@ -252,7 +208,7 @@ class LossModule(nn.Module):
                 network itself.
 
         Raises:
-            LossError: ``network`` is not an ``nn.Module`` or ``copies < 1``.
+            LossValueError: ``network`` is not an ``nn.Module`` or ``copies < 1``.
 
         Example:
             >>> from torch import nn
@@ -265,14 +221,14 @@ class LossModule(nn.Module):
             True
         """
         if not isinstance(network, nn.Module):
-            raise LossError(
+            raise LossValueError(
                 f"{type(self).__name__}: {name} must be an nn.Module (e.g. a ValueOperator), "
                 f"got {type(network).__name__}"
             )
         stored: nn.Module = network
         if copies is not None:
             if copies < 1:
-                raise LossError(f"{type(self).__name__}: copies must be >= 1, got {copies}")
+                raise LossValueError(f"{type(self).__name__}: copies must be >= 1, got {copies}")
             stored = nn.ModuleList([network] + [reset_copy(network) for _ in range(copies - 1)])
         setattr(self, name, stored)
         self.__dict__["_structure_version"] += 1
@@ -298,7 +254,7 @@ class LossModule(nn.Module):
         try:
             network: nn.Module = getattr(self, name)
         except AttributeError:
-            raise LossError(f"{type(self).__name__} has no network named {name!r}") from None
+            raise LossValueError(f"{type(self).__name__} has no network named {name!r}") from None
         return network
 
     def target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
@@ -338,7 +294,7 @@ class LossModule(nn.Module):
                 ``default_keys`` (see the loss's table), nested keys are tuples.
 
         Raises:
-            LossError: a name is not one of the loss's key names (the message
+            LossValueError: a name is not one of the loss's key names (the message
                 lists them) or a key is malformed.
 
         Example:
@@ -352,14 +308,14 @@ class LossModule(nn.Module):
         table = dict(self._tensor_keys)
         for name, key in keys.items():
             if name not in table:
-                raise LossError(
+                raise LossValueError(
                     f"{type(self).__name__} has no key named {name!r}; the key names are "
                     f"{sorted(table)}"
                 )
             try:
                 table[name] = unravel_key(key)
             except TypeError as err:
-                raise LossError(f"{type(self).__name__}.set_keys({name}=...): {err}") from None
+                raise LossValueError(f"{type(self).__name__}.set_keys({name}=...): {err}") from None
         self._tensor_keys = LossKeys(table)
         self._keys_changed()
         estimator = self.__dict__["_value_estimator_obj"]
@@ -397,7 +353,7 @@ class LossModule(nn.Module):
                 ``lmbda``, ...); they override the loss's defaults.
 
         Raises:
-            LossError: the loss uses no value estimator.
+            LossValueError: the loss uses no value estimator.
 
         Example:
             >>> from torch import nn
@@ -410,7 +366,11 @@ class LossModule(nn.Module):
         if value_type is None:
             value_type = self.default_value_type
         if value_type is None:
-            raise LossError(f"{type(self).__name__} uses no value estimator")
+            raise LossValueError(
+                f"{type(self).__name__} uses no value estimator (its default_value_type is None): "
+                "name the estimator, e.g. make_value_estimator('td0', gamma=0.99), or set "
+                "default_value_type on the class"
+            )
         from rlbricks.objectives.value import make_value_estimator
 
         kwargs = {**self._value_estimator_defaults(), **hyperparams}
@@ -497,7 +457,9 @@ class LossModule(nn.Module):
         if "td_error" in self._tensor_keys:
             tensordict.set(self._tensor_keys["td_error"], td_error.detach())
 
-    def _nonfinite_input_error(self, name: str, loss: Tensor, tensordict: Any) -> LossError | None:
+    def _nonfinite_input_error(
+        self, name: str, loss: Tensor, tensordict: Any
+    ) -> LossValueError | None:
         """The error explaining the non-finite ``loss`` entry ``name`` by the input's
         rewards and done flags, or ``None`` when those are finite."""
         found = []
@@ -518,7 +480,7 @@ class LossModule(nn.Module):
         if not found:
             return None
         what = str(loss.item()) if loss.numel() == 1 else "not finite"
-        return LossError(
+        return LossValueError(
             f"{type(self).__name__}: {name} is {what} because the input holds non-finite "
             f"values under {'; '.join(found)}; fix the data upstream (e.g. the env's reward or a "
             "transform) or drop those rows before the loss"

@@ -20,7 +20,7 @@ from torch.distributions import Distribution
 from rlbricks.modules import ProbabilisticTensorDictModule
 from rlbricks.modules import TensorDictModuleBase
 from rlbricks.modules import TensorDictSequential
-from rlbricks.objectives._loss_base import LossError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._loss_base import LossModule
 from rlbricks.objectives._utils import distance_loss
 from rlbricks.tensordict import NestedKey
@@ -48,7 +48,7 @@ def align_to(x: Tensor, like: Tensor, what: str, owner: str) -> Tensor:
     broadcast to ``[*batch, *batch]``.
 
     Raises:
-        LossError: the shapes differ otherwise.
+        LossValueError: the shapes differ otherwise.
 
     Example:
         >>> import torch
@@ -60,7 +60,7 @@ def align_to(x: Tensor, like: Tensor, what: str, owner: str) -> Tensor:
         return x
     if like.shape == (*x.shape, 1):
         return x.unsqueeze(-1)
-    raise LossError(
+    raise LossValueError(
         f"{owner}: {what} has shape {tuple(x.shape)} but the advantage has shape "
         f"{tuple(like.shape)}; they must match (a trailing singleton dim may differ). A "
         "log-probability must sum over the action dims: use a distribution with an event dim "
@@ -250,21 +250,23 @@ class OnPolicyLoss(LossModule):
         super().__init__()
         owner = type(self).__name__
         if not callable(getattr(actor_network, "get_dist", None)):
-            raise LossError(
+            raise LossValueError(
                 f"{owner}: actor_network must build a distribution (have get_dist(td)), got "
                 f"{type(actor_network).__name__}; use a ProbabilisticActor"
             )
         if loss_critic_type not in _CRITIC_LOSSES:
-            raise LossError(
+            raise LossValueError(
                 f"{owner}: loss_critic_type must be one of {list(_CRITIC_LOSSES)}, "
                 f"got {loss_critic_type!r}"
             )
         if samples_mc_entropy < 1:
-            raise LossError(f"{owner}: samples_mc_entropy must be >= 1, got {samples_mc_entropy}")
+            raise LossValueError(
+                f"{owner}: samples_mc_entropy must be >= 1, got {samples_mc_entropy}"
+            )
         if clip_value is not None and clip_value <= 0:
-            raise LossError(f"{owner}: clip_value must be > 0 or None, got {clip_value}")
+            raise LossValueError(f"{owner}: clip_value must be > 0 or None, got {clip_value}")
         if critic_network is None and delay_value:
-            raise LossError(f"{owner}: delay_value=True needs a critic_network")
+            raise LossValueError(f"{owner}: delay_value=True needs a critic_network")
         self.register_network("actor_network", actor_network)
         if critic_network is None:
             self.critic_network = None
@@ -295,7 +297,7 @@ class OnPolicyLoss(LossModule):
         for name in ("reward", "done", "terminated"):
             key = self.tensor_keys[name]
             if not (isinstance(key, tuple) and len(key) > 1 and key[0] == "next"):
-                raise LossError(
+                raise LossValueError(
                     f"{type(self).__name__}: the value estimator reads {name} under 'next', but "
                     f"the {name} key is {key!r}; use set_keys({name}=('next', ...))"
                 )
@@ -403,7 +405,7 @@ class OnPolicyLoss(LossModule):
         old_value = self._get(td, "value").detach() if self.clip_value is not None else None
         value = self.critic_network(td.copy()).get(self.tensor_keys.value)
         if value.shape != target.shape:
-            raise LossError(
+            raise LossValueError(
                 f"{owner}: the critic's value has shape {tuple(value.shape)} but the value "
                 f"target has shape {tuple(target.shape)}; the critic must write [*batch, 1]"
             )

@@ -8,7 +8,7 @@ from torch.distributions import Distribution
 from torch.distributions import kl_divergence
 
 from rlbricks.modules import TensorDictModuleBase
-from rlbricks.objectives._loss_base import LossError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._onpolicy import OnPolicyLoss
 from rlbricks.objectives._onpolicy import align_to
 from rlbricks.objectives._onpolicy import effective_sample_size
@@ -77,7 +77,7 @@ class PPOLoss(OnPolicyLoss):
         clip_value: the largest change of the value per update, or ``None``.
 
     Raises:
-        LossError: an actor without ``get_dist``, an unknown
+        LossValueError: an actor without ``get_dist``, an unknown
             ``loss_critic_type`` or a non-positive ``clip_value`` or
             ``samples_mc_entropy``.
 
@@ -190,7 +190,7 @@ class ClipPPOLoss(PPOLoss):
         clip_value: the largest change of the value per update, or ``None``.
 
     Raises:
-        LossError: ``clip_epsilon <= 0``, or an argument :class:`PPOLoss` rejects.
+        LossValueError: ``clip_epsilon <= 0``, or an argument :class:`PPOLoss` rejects.
 
     Example:
         >>> import torch
@@ -224,7 +224,7 @@ class ClipPPOLoss(PPOLoss):
         clip_value: float | None = None,
     ) -> None:
         if not clip_epsilon > 0:
-            raise LossError(f"ClipPPOLoss: clip_epsilon must be > 0, got {clip_epsilon}")
+            raise LossValueError(f"ClipPPOLoss: clip_epsilon must be > 0, got {clip_epsilon}")
         super().__init__(
             actor_network,
             critic_network,
@@ -287,7 +287,7 @@ class KLPENPPOLoss(PPOLoss):
         clip_value: the largest change of the value per update, or ``None``.
 
     Raises:
-        LossError: a hyper-parameter out of its range, or an argument
+        LossValueError: a hyper-parameter out of its range, or an argument
             :class:`PPOLoss` rejects.
 
     Example:
@@ -334,7 +334,7 @@ class KLPENPPOLoss(PPOLoss):
         }
         for rule, ok in checks.items():
             if not ok:
-                raise LossError(
+                raise LossValueError(
                     f"KLPENPPOLoss: needs {rule}; got dtarg={dtarg}, beta={beta}, "
                     f"increment={increment}, decrement={decrement}"
                 )

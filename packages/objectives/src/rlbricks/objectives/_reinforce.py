@@ -44,7 +44,7 @@ class ReinforceLoss(OnPolicyLoss):
         loss_critic_type: ``"smooth_l1"`` or ``"l2"``.
 
     Raises:
-        LossError: an actor without ``get_dist``, an unknown
+        LossValueError: an actor without ``get_dist``, an unknown
             ``loss_critic_type``, or ``delay_value`` without a critic.
 
     Example:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch import nn
 
-from rlbricks.objectives._loss_base import LossError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._loss_base import LossModule
 from rlbricks.objectives._utils import bootstrap_target
 from rlbricks.objectives._utils import call_frozen
@@ -51,7 +51,7 @@ class SoftActorCriticBase(LossModule):
     ) -> None:
         self.loss_function = check_loss_function(loss_function, owner)
         if not alpha_init > 0:
-            raise LossError(f"{owner}: alpha_init must be > 0, got {alpha_init}")
+            raise LossValueError(f"{owner}: alpha_init must be > 0, got {alpha_init}")
         self.register_network("actor_network", actor_network)
         register_critics(self, qvalue_network, num_qvalue_nets, delay_qvalue, owner)
         self.num_qvalue_nets = len(self.qvalue_network)
@@ -146,7 +146,7 @@ class SACLoss(SoftActorCriticBase):
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"`` for ``loss_qvalue``.
 
     Raises:
-        LossError: an unknown ``loss_function``, ``alpha_init <= 0``, or a
+        LossValueError: an unknown ``loss_function``, ``alpha_init <= 0``, or a
             bad ``target_entropy``.
 
     Example:
@@ -211,7 +211,7 @@ class SACLoss(SoftActorCriticBase):
         elif isinstance(target_entropy, (int, float)) and not isinstance(target_entropy, bool):
             self._target_entropy = float(target_entropy)
         else:
-            raise LossError(
+            raise LossValueError(
                 f"SACLoss: target_entropy must be 'auto' or a number, got {target_entropy!r}"
             )
 

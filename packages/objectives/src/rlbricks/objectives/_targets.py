@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlbricks.objectives._loss_base import LossError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._loss_base import LossModule
 
 __all__ = ["HardUpdate", "SoftUpdate", "TargetNetUpdater"]
@@ -24,7 +24,7 @@ class TargetNetUpdater:
         loss: a loss with at least one delayed network (``delay_*=True``).
 
     Raises:
-        LossError: ``loss`` is not a :class:`LossModule` or has no target network.
+        LossValueError: ``loss`` is not a :class:`LossModule` or has no target network.
 
     Example:
         >>> from torch import nn
@@ -37,13 +37,13 @@ class TargetNetUpdater:
 
     def __init__(self, loss: LossModule) -> None:
         if not isinstance(loss, LossModule):
-            raise LossError(
+            raise LossValueError(
                 f"{type(self).__name__} updates the target networks of a LossModule, got "
                 f"{type(loss).__name__}"
             )
         pairs = loss.target_pairs()
         if not pairs:
-            raise LossError(
+            raise LossValueError(
                 f"{type(self).__name__}: {type(loss).__name__} has no target network; build it "
                 "with delay_value=True / delay_actor=True / delay_qvalue=True"
             )
@@ -102,7 +102,7 @@ def _tensors(source: nn.Module, target: nn.Module) -> tuple[list[torch.Tensor], 
     src = list(source.parameters()) + list(source.buffers())
     dst = list(target.parameters()) + list(target.buffers())
     if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst)):
-        raise LossError(
+        raise LossValueError(
             "a target network does not match its network (different parameters or shapes); "
             "was the network changed after the loss was built?"
         )
@@ -123,7 +123,7 @@ class SoftUpdate(TargetNetUpdater):
         eps: ``1 - tau``, the fraction of the target kept, in ``[0, 1)``.
 
     Raises:
-        LossError: both ``tau`` and ``eps``, a value out of range, or a loss
+        LossValueError: both ``tau`` and ``eps``, a value out of range, or a loss
             without target network.
 
     Example:
@@ -146,13 +146,15 @@ class SoftUpdate(TargetNetUpdater):
         self, loss: LossModule, *, tau: float | None = None, eps: float | None = None
     ) -> None:
         if tau is not None and eps is not None:
-            raise LossError("SoftUpdate: give tau or eps (= 1 - tau), not both")
+            raise LossValueError("SoftUpdate: give tau or eps (= 1 - tau), not both")
         if eps is not None:
             tau = 1.0 - eps
         if tau is None:
             tau = 0.005
         if not 0.0 < tau <= 1.0:
-            raise LossError(f"SoftUpdate: tau must be in (0, 1] (eps in [0, 1)), got tau={tau}")
+            raise LossValueError(
+                f"SoftUpdate: tau must be in (0, 1] (eps in [0, 1)), got tau={tau}"
+            )
         super().__init__(loss)
         self.tau = float(tau)
 
@@ -205,7 +207,7 @@ class HardUpdate(TargetNetUpdater):
         value_network_update_interval: ``N``, the number of steps between copies.
 
     Raises:
-        LossError: ``N < 1`` or a loss without target network.
+        LossValueError: ``N < 1`` or a loss without target network.
 
     Example:
         >>> import torch
@@ -229,7 +231,7 @@ class HardUpdate(TargetNetUpdater):
         if int(value_network_update_interval) != value_network_update_interval or (
             value_network_update_interval < 1
         ):
-            raise LossError(
+            raise LossValueError(
                 "HardUpdate: value_network_update_interval must be an integer >= 1, got "
                 f"{value_network_update_interval!r}"
             )

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch import nn
 
-from rlbricks.objectives._loss_base import LossError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._loss_base import LossModule
 from rlbricks.objectives._utils import action_bounds
 from rlbricks.objectives._utils import bootstrap_target
@@ -75,7 +75,7 @@ class TD3Loss(LossModule):
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"`` for ``loss_qvalue``.
 
     Raises:
-        LossError: an unknown ``loss_function``, a negative noise, or a list
+        LossValueError: an unknown ``loss_function``, a negative noise, or a list
             of critics whose length is not ``num_qvalue_nets``.
 
     Example:
@@ -129,7 +129,7 @@ class TD3Loss(LossModule):
         super().__init__()
         self.loss_function = check_loss_function(loss_function, "TD3Loss")
         if policy_noise < 0 or noise_clip < 0:
-            raise LossError(
+            raise LossValueError(
                 f"TD3Loss: policy_noise and noise_clip must be >= 0, got {policy_noise} and "
                 f"{noise_clip}"
             )

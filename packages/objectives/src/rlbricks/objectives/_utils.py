@@ -10,7 +10,7 @@ from torch import Tensor
 from torch import nn
 from torch.func import functional_call
 
-from rlbricks.objectives._loss_base import LossError
+from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._loss_base import LossModule
 from rlbricks.tensordict import TensorDict
 
@@ -36,7 +36,7 @@ LOSS_FUNCTIONS = ("l1", "l2", "smooth_l1")
 def check_loss_function(loss_function: str, owner: str) -> str:
     """``loss_function`` if it is one of :data:`LOSS_FUNCTIONS`, else a :class:`LossError`."""
     if loss_function not in LOSS_FUNCTIONS:
-        raise LossError(
+        raise LossValueError(
             f"{owner}: loss_function must be one of {list(LOSS_FUNCTIONS)}, got {loss_function!r}"
         )
     return loss_function
@@ -62,7 +62,9 @@ def distance_loss(prediction: Tensor, target: Tensor, loss_function: str) -> Ten
         return (prediction - target).abs()
     if loss_function == "smooth_l1":
         return torch.nn.functional.smooth_l1_loss(prediction, target, reduction="none")
-    raise LossError(f"loss_function must be one of {list(LOSS_FUNCTIONS)}, got {loss_function!r}")
+    raise LossValueError(
+        f"loss_function must be one of {list(LOSS_FUNCTIONS)}, got {loss_function!r}"
+    )
 
 
 def gather_action(values: Tensor, action: Tensor, action_space: str, n_extra: int = 0) -> Tensor:
@@ -74,7 +76,7 @@ def gather_action(values: Tensor, action: Tensor, action_space: str, n_extra: in
     dim (1 for the atoms of a distributional critic).
 
     Raises:
-        LossError: the action's shape does not fit the values' shape.
+        LossValueError: the action's shape does not fit the values' shape.
 
     Example:
         >>> import torch
@@ -99,7 +101,7 @@ def gather_action(values: Tensor, action: Tensor, action_space: str, n_extra: in
             if action_space == "one_hot"
             else "[*batch] or [*batch, 1] index"
         )
-        raise LossError(
+        raise LossValueError(
             f"the action of shape {tuple(action.shape)} does not fit action values of shape "
             f"{tuple(values.shape)}: with action_space={action_space!r} the action must be "
             f"{layout}, batch={tuple(batch)}"
@@ -139,7 +141,7 @@ def infer_action_space(network: Any, action_space: str | None, owner: str) -> st
     """``action_space`` when given, else read from ``network`` (its ``action_space`` or spec).
 
     Raises:
-        LossError: an unknown action space, or none can be read.
+        LossValueError: an unknown action space, or none can be read.
     """
     spaces = ("one_hot", "categorical")
     if action_space is None:
@@ -154,12 +156,12 @@ def infer_action_space(network: Any, action_space: str | None, owner: str) -> st
         kind = type(spec).__name__
         action_space = {"OneHot": "one_hot", "Categorical": "categorical"}.get(kind)
     if action_space is None:
-        raise LossError(
+        raise LossValueError(
             f"{owner}: cannot tell the action space from the network; pass "
             "action_space='one_hot' or 'categorical'"
         )
     if action_space not in spaces:
-        raise LossError(
+        raise LossValueError(
             f"{owner}: action_space must be one of {list(spaces)}, got {action_space!r}"
         )
     return str(action_space)
@@ -202,20 +204,25 @@ def register_critics(
     exactly ``num_qvalue_nets`` networks, used as they are.
     """
     if isinstance(num_qvalue_nets, bool) or not isinstance(num_qvalue_nets, int):
-        raise LossError(f"{owner}: num_qvalue_nets must be an int >= 1, got {num_qvalue_nets!r}")
+        raise LossValueError(
+            f"{owner}: num_qvalue_nets must be an int >= 1, got {num_qvalue_nets!r}"
+        )
     if num_qvalue_nets < 1:
-        raise LossError(f"{owner}: num_qvalue_nets must be >= 1, got {num_qvalue_nets}")
+        raise LossValueError(f"{owner}: num_qvalue_nets must be >= 1, got {num_qvalue_nets}")
     if isinstance(qvalue_network, nn.Module) and not isinstance(qvalue_network, nn.ModuleList):
         loss.register_network("qvalue_network", qvalue_network, delay=delay, copies=num_qvalue_nets)
         return
     critics = list(qvalue_network)
     if len(critics) != num_qvalue_nets:
-        raise LossError(
+        raise LossValueError(
             f"{owner}: got {len(critics)} critics but num_qvalue_nets={num_qvalue_nets}; pass one "
             "critic (copied) or exactly num_qvalue_nets of them"
         )
     if len({id(c) for c in critics}) != len(critics):
-        raise LossError(f"{owner}: the critics must be distinct modules (separate parameters)")
+        raise LossValueError(
+            f"{owner}: the critics must be distinct modules (separate parameters); pass one "
+            "critic (it is copied) or num_qvalue_nets separate instances"
+        )
     loss.register_network("qvalue_network", nn.ModuleList(critics), delay=delay)
 
 

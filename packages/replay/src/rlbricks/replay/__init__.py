@@ -19,7 +19,14 @@ from rlbricks.replay._atomic_folder import write_folder_atomically
 from rlbricks.replay._buffers import ReplayBuffer
 from rlbricks.replay._errors import EmptyBufferError
 from rlbricks.replay._errors import ReplayArgumentError
+from rlbricks.replay._errors import ReplayAttributeError
 from rlbricks.replay._errors import ReplayError
+from rlbricks.replay._errors import ReplayFileNotFoundError
+from rlbricks.replay._errors import ReplayImportError
+from rlbricks.replay._errors import ReplayIndexError
+from rlbricks.replay._errors import ReplayKeyError
+from rlbricks.replay._errors import ReplayOSError
+from rlbricks.replay._errors import ReplayRuntimeError
 from rlbricks.replay._errors import ReplayTypeError
 from rlbricks.replay._errors import StructureError
 from rlbricks.replay._interfaces import Sampler
@@ -78,8 +85,15 @@ __all__ = [
     "folder_leftovers",
     # errors
     "ReplayError",
-    "EmptyBufferError",
-    "StructureError",
+    "ReplayRuntimeError",
     "ReplayArgumentError",
+    "StructureError",
     "ReplayTypeError",
+    "ReplayKeyError",
+    "ReplayIndexError",
+    "EmptyBufferError",
+    "ReplayAttributeError",
+    "ReplayImportError",
+    "ReplayFileNotFoundError",
+    "ReplayOSError",
 ]

@@ -28,6 +28,8 @@ from rlbricks.replay._data import as_row
 from rlbricks.replay._data import default_collate
 from rlbricks.replay._errors import ReplayArgumentError
 from rlbricks.replay._errors import ReplayError
+from rlbricks.replay._errors import ReplayFileNotFoundError
+from rlbricks.replay._errors import ReplayRuntimeError
 from rlbricks.replay._errors import ReplayTypeError
 from rlbricks.replay._interfaces import Sampler
 from rlbricks.replay._interfaces import Storage
@@ -76,7 +78,7 @@ def _is_dump(path: Path) -> bool:
 def _refuse_to_replace(path: Path) -> None:
     """Raise unless ``dumps`` may replace ``path``: missing, an empty folder, or a dump."""
     if path.exists() and not _is_dump(path) and (not path.is_dir() or any(path.iterdir())):
-        raise ReplayError(
+        raise ReplayRuntimeError(
             f"{path} exists and is not a buffer dump (no {MANIFEST} nor buffer.json): "
             "dumps() replaces the whole folder, so it refuses to delete what is there; "
             "dump to a new or empty folder, or delete this one first"
@@ -91,28 +93,33 @@ def _check_dump(path: Path) -> None:
     if not recover_folder(path):
         found = folder_leftovers(path)
         if not found:
-            raise FileNotFoundError(f"{path} does not exist: not a dumps() folder")
+            raise ReplayFileNotFoundError(
+                f"{path} does not exist: not a dumps() folder; give the folder that dumps() wrote"
+            )
         notes = "; ".join(f"{folder} ({why})" for folder, why in found.items())
-        raise ReplayError(
+        raise ReplayRuntimeError(
             f"no dump at {path}, but interrupted dumps left: {notes}. None of them can be "
             "loaded: delete these folders and dump the buffer again"
         )
     if not path.is_dir() or not _is_dump(path):
-        raise FileNotFoundError(f"{path} holds no {MANIFEST} nor buffer.json: not a dumps() folder")
+        raise ReplayFileNotFoundError(
+            f"{path} holds no {MANIFEST} nor buffer.json: not a dumps() folder; give the folder "
+            "that dumps() wrote"
+        )
     problem = check_folder(path, format=_DUMP_FORMAT, version=_DUMP_VERSION)
     if problem is not None:
-        raise ReplayError(
+        raise ReplayRuntimeError(
             f"the dump {path} cannot be loaded: {problem}; nothing was loaded. Load another "
             "dump, or dump the buffer again"
         )
 
 
 def _load_pt(file: Path) -> Any:
-    """``torch.load(file, weights_only=True)``; a file it refuses raises ReplayError."""
+    """``torch.load(file, weights_only=True)``; a file it refuses raises ReplayRuntimeError."""
     try:
         return torch.load(file, weights_only=True)
     except Exception as err:
-        raise ReplayError(
+        raise ReplayRuntimeError(
             f"cannot read {file} with torch.load(weights_only=True) ({type(err).__name__}: "
             f"{err}); it holds objects other than tensors, numbers, strings and containers of "
             "those (items of a ListStorage that cannot be restored safely, or a file from "
@@ -405,7 +412,7 @@ class ReplayBuffer:
         ``dumps`` or ``loads``).
 
         Raises:
-            ReplayError: ``path`` exists and is neither empty nor a dump
+            ReplayRuntimeError: ``path`` exists and is neither empty nor a dump
                 (``dumps`` replaces the whole folder).
 
         Example:
@@ -447,8 +454,8 @@ class ReplayBuffer:
         loaded; torch files are read with ``weights_only=True``.
 
         Raises:
-            FileNotFoundError: nothing was dumped at ``path``.
-            ReplayError: a missing, extra, truncated or changed file, a file
+            ReplayFileNotFoundError: nothing was dumped at ``path``.
+            ReplayRuntimeError: a missing, extra, truncated or changed file, a file
                 that cannot be read (each named in the message), another
                 format, or other kinds of components.
 
@@ -470,15 +477,22 @@ class ReplayBuffer:
         try:
             meta = json.loads(meta_file.read_text())
         except (OSError, ValueError) as err:
-            raise ReplayError(f"cannot read {meta_file}: {err}; dump the buffer again") from err
+            raise ReplayRuntimeError(
+                f"cannot read {meta_file}: {err}; dump the buffer again"
+            ) from err
         if not isinstance(meta, dict):
-            raise ReplayError(f"{meta_file} holds no JSON object: not a dumps() folder")
+            raise ReplayRuntimeError(
+                f"{meta_file} holds no JSON object: not a dumps() folder; dump the buffer again"
+            )
         if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
-            raise ReplayError(f"{path}: unknown buffer format {meta.get('format')!r}")
+            raise ReplayRuntimeError(
+                f"{path}: unknown buffer format {meta.get('format')!r}: it was not written by "
+                "ReplayBuffer.dumps(); give the folder that dumps() wrote"
+            )
         mine = self._components()
         theirs = {k: meta.get(k) for k in mine}
         if theirs != mine:
-            raise ReplayError(
+            raise ReplayRuntimeError(
                 f"{path} was saved from {theirs}; this buffer is {mine}: build the same kinds "
                 "of storage, sampler and writer before loads()"
             )
@@ -493,7 +507,7 @@ class ReplayBuffer:
                 except ReplayError:
                     raise
                 except Exception as err:
-                    raise ReplayError(
+                    raise ReplayRuntimeError(
                         f"cannot read the rows under {path / 'storage'} "
                         f"({type(err).__name__}: {err}); dump the buffer again"
                     ) from err

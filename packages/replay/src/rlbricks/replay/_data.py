@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rlbricks.replay._errors import ReplayArgumentError
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import stack
 
@@ -24,11 +25,13 @@ def _leading_dim(data: Mapping[Any, Any]) -> int:
             return _leading_dim(value)
         shape = value.shape if isinstance(value, Tensor) else torch.as_tensor(value).shape
         if not shape:
-            raise ValueError(
+            raise ReplayArgumentError(
                 f"extend needs a batch: key {key!r} is a scalar; use add() for one row"
             )
         return int(shape[0])
-    raise ValueError("cannot extend a buffer with an empty dict")
+    raise ReplayArgumentError(
+        "cannot extend a buffer with an empty dict: give a dict with at least one key"
+    )
 
 
 def as_batch(data: Any) -> Any:
@@ -51,14 +54,16 @@ def batch_len(data: Any) -> int:
     """Number of rows of a batch (first dim of tensors and TensorDicts, ``len`` otherwise)."""
     if isinstance(data, TensorDict):
         if not data.batch_dims:
-            raise ValueError(
+            raise ReplayArgumentError(
                 "extend needs a batch: this TensorDict has an empty batch_size; "
                 "use add() for one row or give it a leading batch dim"
             )
         return int(data.batch_size[0])
     if isinstance(data, Tensor):
         if data.ndim == 0:
-            raise ValueError("extend needs a batch: got a 0-d tensor; use add() for one row")
+            raise ReplayArgumentError(
+                "extend needs a batch: got a 0-d tensor; use add() for one row"
+            )
         return int(data.shape[0])
     return len(data)
 

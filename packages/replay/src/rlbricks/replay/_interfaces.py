@@ -15,6 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rlbricks.replay._errors import ReplayArgumentError
+from rlbricks.replay._errors import ReplayRuntimeError
+from rlbricks.replay._errors import ReplayTypeError
+
 __all__ = ["Sampler", "Storage", "Writer"]
 
 
@@ -28,7 +32,7 @@ class Storage(abc.ABC):
 
     def __init__(self, max_size: int) -> None:
         if not isinstance(max_size, int) or max_size <= 0:
-            raise ValueError(f"max_size must be a positive int, got {max_size!r}")
+            raise ReplayArgumentError(f"max_size must be a positive int, got {max_size!r}")
         self.max_size = max_size
 
     @abc.abstractmethod
@@ -52,7 +56,7 @@ class Storage(abc.ABC):
 
     def column(self, key: Any) -> Tensor:
         """The tensor stored under ``key`` for the valid rows (used by ``SliceSampler``)."""
-        raise TypeError(
+        raise ReplayTypeError(
             f"{type(self).__name__} does not store tensors by key; samplers that read a "
             "column (SliceSampler) need a TensorStorage, LazyTensorStorage or LazyMemmapStorage"
         )
@@ -89,7 +93,7 @@ class Sampler(abc.ABC):
 
     def update_priority(self, index: Tensor, priority: Tensor) -> None:
         """Set new priorities (only prioritized samplers support it)."""
-        raise TypeError(
+        raise ReplayTypeError(
             f"{type(self).__name__} has no priorities: use PrioritizedSampler "
             "(or PrioritizedReplayBuffer) to call update_priority"
         )
@@ -124,7 +128,7 @@ class Writer(abc.ABC):
     def storage(self) -> Storage:
         """The attached storage."""
         if self._storage is None:
-            raise RuntimeError(f"{type(self).__name__} has no storage: call register_storage")
+            raise ReplayRuntimeError(f"{type(self).__name__} has no storage: call register_storage")
         return self._storage
 
     @abc.abstractmethod

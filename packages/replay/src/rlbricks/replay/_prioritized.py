@@ -22,7 +22,10 @@ import torch
 from torch import Tensor
 
 from rlbricks.replay._errors import EmptyBufferError
-from rlbricks.replay._errors import ReplayError
+from rlbricks.replay._errors import ReplayArgumentError
+from rlbricks.replay._errors import ReplayIndexError
+from rlbricks.replay._errors import ReplayRuntimeError
+from rlbricks.replay._errors import ReplayTypeError
 from rlbricks.replay._interfaces import Sampler
 from rlbricks.replay._interfaces import Storage
 from rlbricks.replay._segment_tree import DeviceLike
@@ -48,9 +51,11 @@ def _reduce(priority: Tensor, reduction: str) -> Tensor:
 def _non_negative(name: str, value: float) -> float:
     """``value`` as a float, checked to be finite and ``>= 0``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"PrioritizedSampler: {name} must be a number, got {value!r}")
+        raise ReplayTypeError(f"PrioritizedSampler: {name} must be a number, got {value!r}")
     if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"PrioritizedSampler: {name} must be finite and >= 0, got {value!r}")
+        raise ReplayArgumentError(
+            f"PrioritizedSampler: {name} must be finite and >= 0, got {value!r}"
+        )
     return float(value)
 
 
@@ -114,11 +119,11 @@ class PrioritizedSampler(Sampler):
         generator: torch.Generator | None = None,
     ) -> None:
         if isinstance(max_capacity, bool) or not isinstance(max_capacity, int) or max_capacity <= 0:
-            raise ValueError(
+            raise ReplayArgumentError(
                 f"PrioritizedSampler: max_capacity must be a positive int, got {max_capacity!r}"
             )
         if reduction not in _REDUCTIONS:
-            raise ValueError(
+            raise ReplayArgumentError(
                 f"PrioritizedSampler: reduction must be one of {_REDUCTIONS}, got {reduction!r}"
             )
         self.max_capacity = max_capacity
@@ -189,14 +194,14 @@ class PrioritizedSampler(Sampler):
 
         Raises:
             EmptyBufferError: the storage holds no rows.
-            ReplayError: every valid row has priority 0, or the storage is
+            ReplayRuntimeError: every valid row has priority 0, or the storage is
                 larger than ``max_capacity``.
         """
         n = len(storage)
         if not n:
             raise EmptyBufferError("cannot sample from an empty buffer: add or extend it first")
         if n > self.max_capacity:
-            raise ReplayError(
+            raise ReplayRuntimeError(
                 f"PrioritizedSampler(max_capacity={self.max_capacity}) cannot sample from a "
                 f"storage of {n} rows: build the sampler with max_capacity=storage.max_size"
             )
@@ -205,7 +210,7 @@ class PrioritizedSampler(Sampler):
         whole = n >= self._end
         total = float(self._sum._root if whole else self._sum.reduce(0, n))
         if not total > 0:
-            raise ReplayError(
+            raise ReplayRuntimeError(
                 f"PrioritizedSampler: the {n} valid rows all have priority 0, nothing can be "
                 "drawn: set positive priorities with update_priority (or use eps > 0)"
             )
@@ -231,7 +236,7 @@ class PrioritizedSampler(Sampler):
         """
         if isinstance(index, Tensor):
             if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype is torch.bool:
-                raise TypeError(
+                raise ReplayTypeError(
                     f"PrioritizedSampler: index must hold integers, got dtype {index.dtype}"
                 )
             index = index.to(device=self.device, dtype=torch.long)
@@ -241,7 +246,7 @@ class PrioritizedSampler(Sampler):
         if index.numel():
             low, high = (int(x) for x in torch.aminmax(index))
             if low < 0 or high >= self.max_capacity:
-                raise IndexError(
+                raise ReplayIndexError(
                     f"PrioritizedSampler: index {low if low < 0 else high} is out of range, "
                     f"rows are 0 .. {self.max_capacity - 1} (max_capacity={self.max_capacity})"
                 )
@@ -309,8 +314,8 @@ class PrioritizedSampler(Sampler):
                 and ``>= 0``, e.g. the absolute TD error.
 
         Raises:
-            IndexError: an index is outside ``[0, max_capacity)``.
-            ValueError: a priority is NaN, infinite or negative, or the shapes
+            ReplayIndexError: an index is outside ``[0, max_capacity)``.
+            ReplayArgumentError: a priority is NaN, infinite or negative, or the shapes
                 do not match.
 
         Example:
@@ -323,7 +328,7 @@ class PrioritizedSampler(Sampler):
             >>> sampler.update_priority(2, float("nan"))
             Traceback (most recent call last):
             ...
-            ValueError: PrioritizedSampler.update_priority: 1 of 1 priorities are NaN, infinite or negative (e.g. index 2: nan); priorities must be finite and >= 0, such as an absolute TD error
+            rlbricks.replay._errors.ReplayArgumentError: PrioritizedSampler.update_priority: 1 of 1 priorities are NaN, infinite or negative (e.g. index 2: nan); priorities must be finite and >= 0, such as an absolute TD error
         """
         index, high = self._index(index)
         priority = torch.as_tensor(priority, dtype=self.dtype, device=self.device)
@@ -331,7 +336,7 @@ class PrioritizedSampler(Sampler):
         if priority.ndim == 0:
             priority = priority.expand(shape)
         elif priority.shape[: len(shape)] != shape:
-            raise ValueError(
+            raise ReplayArgumentError(
                 f"PrioritizedSampler.update_priority: priority of shape {tuple(priority.shape)} "
                 f"does not match index of shape {tuple(shape)}: give one priority per index "
                 "(extra trailing dims are reduced)"
@@ -364,7 +369,7 @@ class PrioritizedSampler(Sampler):
         bad_row = ~ok.all(1)
         first = int(bad_row.nonzero()[0, 0])
         value = priority[first][~ok[first]][0].item()
-        raise ValueError(
+        raise ReplayArgumentError(
             f"PrioritizedSampler.update_priority: {int(bad_row.sum())} of {index.numel()} "
             f"priorities are NaN, infinite or negative (e.g. index {int(index[first])}: "
             f"{value}); priorities must be finite and >= 0, such as an absolute TD error"
@@ -403,13 +408,15 @@ class PrioritizedSampler(Sampler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore from ``state_dict()`` of a sampler with the same ``max_capacity``."""
         if state_dict["max_capacity"] != self.max_capacity:
-            raise ValueError(
+            raise ReplayArgumentError(
                 f"PrioritizedSampler.load_state_dict: the state has max_capacity "
-                f"{state_dict['max_capacity']}, this sampler {self.max_capacity}"
+                f"{state_dict['max_capacity']}, this sampler {self.max_capacity}: build the sampler with "
+                f"max_capacity={state_dict['max_capacity']}"
             )
         if state_dict["reduction"] not in _REDUCTIONS:
-            raise ValueError(
-                f"PrioritizedSampler.load_state_dict: unknown reduction {state_dict['reduction']!r}"
+            raise ReplayArgumentError(
+                f"PrioritizedSampler.load_state_dict: unknown reduction {state_dict['reduction']!r}; "
+                f"the state was not saved by a PrioritizedSampler (reductions: {_REDUCTIONS})"
             )
         self.alpha = state_dict["alpha"]
         self.beta = state_dict["beta"]

@@ -10,7 +10,9 @@ from typing import Any
 from torch import Tensor
 
 from rlbricks.replay._buffers import ReplayBuffer
-from rlbricks.replay._errors import ReplayError
+from rlbricks.replay._errors import ReplayAttributeError
+from rlbricks.replay._errors import ReplayImportError
+from rlbricks.replay._errors import ReplayRuntimeError
 
 __all__ = ["RayReplayBuffer"]
 
@@ -23,7 +25,9 @@ def _import_ray() -> Any:
     try:
         return importlib.import_module("ray")
     except ImportError as err:
-        raise ImportError('RayReplayBuffer needs ray: pip install "rlbricks-replay[ray]"') from err
+        raise ReplayImportError(
+            'RayReplayBuffer needs ray: pip install "rlbricks-replay[ray]"'
+        ) from err
 
 
 class _BufferServer:
@@ -35,7 +39,7 @@ class _BufferServer:
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         method = getattr(self.buffer, name, None)
         if method is None:
-            raise AttributeError(
+            raise ReplayAttributeError(
                 f"{type(self.buffer).__name__} has no method {name!r} (the Ray actor serves a "
                 f"{type(self.buffer).__name__}; build it with replay_buffer_cls=...)"
             )
@@ -83,8 +87,8 @@ class RayReplayBuffer:
             sampler, writer, batch_size, ...); they are pickled to the actor.
 
     Raises:
-        ImportError: ray is not installed.
-        ReplayError: the buffer could not be built in the actor (the message
+        ReplayImportError: ray is not installed.
+        ReplayRuntimeError: the buffer could not be built in the actor (the message
             holds the remote error).
 
     Example:
@@ -122,7 +126,7 @@ class RayReplayBuffer:
             self._buffer_name, _ = ray.get(self._actor.describe.remote())
         except ray.exceptions.RayError as err:
             self.shutdown()
-            raise ReplayError(
+            raise ReplayRuntimeError(
                 f"RayReplayBuffer: building {replay_buffer_cls.__name__} in the Ray actor failed "
                 f"(check the buffer arguments): {_ANSI.sub('', str(err))}"
             ) from None
@@ -145,14 +149,14 @@ class RayReplayBuffer:
                 raise cause from err
             raise
         except ray.exceptions.RayActorError as err:
-            raise ReplayError(
+            raise ReplayRuntimeError(
                 f"the Ray actor of {self!r} is gone (shut down, or its node failed): "
                 f"{_ANSI.sub('', str(err))}"
             ) from None
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if self._closed:
-            raise ReplayError("this RayReplayBuffer is shut down")
+            raise ReplayRuntimeError("this RayReplayBuffer is shut down: create a new one")
         return self._get(self._actor.call.remote(name, args, kwargs))
 
     # ------------------------------------------------------------------ #
@@ -253,7 +257,7 @@ class RayReplayBuffer:
     def __len__(self) -> int:
         """The number of rows stored in the remote buffer."""
         if self._closed:
-            raise ReplayError("this RayReplayBuffer is shut down")
+            raise ReplayRuntimeError("this RayReplayBuffer is shut down: create a new one")
         return self._get(self._actor.length.remote())
 
     @property

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from rlbricks.replay._errors import EmptyBufferError
+from rlbricks.replay._errors import ReplayArgumentError
 from rlbricks.replay._interfaces import Sampler
 from rlbricks.replay._interfaces import Storage
 
@@ -96,8 +97,9 @@ class SamplerWithoutReplacement(Sampler):
         if not n:
             raise EmptyBufferError(_EMPTY)
         if self.drop_last and batch_size > n:
-            raise ValueError(
-                f"drop_last=True and batch_size {batch_size} > {n} stored rows: no full batch exists"
+            raise ReplayArgumentError(
+                f"drop_last=True and batch_size {batch_size} > {n} stored rows: no full batch exists; "
+                "add more rows, sample a smaller batch, or use drop_last=False"
             )
         left = len(self._order) - self._pos
         if left <= 0 or (self.drop_last and left < batch_size):

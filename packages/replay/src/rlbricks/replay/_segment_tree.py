@@ -41,6 +41,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rlbricks.replay._errors import ReplayArgumentError
+from rlbricks.replay._errors import ReplayIndexError
+from rlbricks.replay._errors import ReplayTypeError
+
 __all__ = ["MinSegmentTree", "SumSegmentTree"]
 
 IndexLike = int | Sequence[int] | slice | Tensor
@@ -67,11 +71,11 @@ class _SegmentTree(abc.ABC):
     ) -> None:
         name = type(self).__name__
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= 0:
-            raise ValueError(f"{name}: capacity must be a positive int, got {capacity!r}")
+            raise ReplayArgumentError(f"{name}: capacity must be a positive int, got {capacity!r}")
         if isinstance(branching, bool) or not isinstance(branching, int) or branching < 2:
-            raise ValueError(f"{name}: branching must be an int >= 2, got {branching!r}")
+            raise ReplayArgumentError(f"{name}: branching must be an int >= 2, got {branching!r}")
         if not dtype.is_floating_point:
-            raise TypeError(f"{name}: dtype must be a floating point dtype, got {dtype}")
+            raise ReplayTypeError(f"{name}: dtype must be a floating point dtype, got {dtype}")
         self.capacity = capacity
         self.branching = k = branching
         top = max(k, min(k**4, _TOP_SIZE))
@@ -148,7 +152,7 @@ class _SegmentTree(abc.ABC):
             return torch.arange(self.capacity, device=self.device)[index]
         if isinstance(index, Tensor):
             if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype is torch.bool:
-                raise TypeError(
+                raise ReplayTypeError(
                     f"{type(self).__name__}: index must hold integers, got dtype {index.dtype}"
                 )
             index = index.to(device=self.device, dtype=torch.long)
@@ -158,7 +162,7 @@ class _SegmentTree(abc.ABC):
             low, high = (int(x) for x in torch.aminmax(index))
             if low < 0 or high >= self.capacity:
                 bad = low if low < 0 else high
-                raise IndexError(
+                raise ReplayIndexError(
                     f"{type(self).__name__}: index {bad} is out of range, "
                     f"indices must be in [0, {self.capacity})"
                 )
@@ -171,7 +175,7 @@ class _SegmentTree(abc.ABC):
             try:
                 value = value.expand(shape)
             except RuntimeError:
-                raise ValueError(
+                raise ReplayArgumentError(
                     f"{type(self).__name__}: value of shape {tuple(value.shape)} does not "
                     f"broadcast to the index shape {tuple(shape)}"
                 ) from None
@@ -195,8 +199,8 @@ class _SegmentTree(abc.ABC):
                 When an index repeats, the value of its last occurrence is kept.
 
         Raises:
-            IndexError: an index is outside ``[0, capacity)``.
-            ValueError: ``value`` does not broadcast to the shape of ``index``.
+            ReplayIndexError: an index is outside ``[0, capacity)``.
+            ReplayArgumentError: ``value`` does not broadcast to the shape of ``index``.
         """
         index = self._index(index)
         value = self._value(value, index.shape).reshape(-1)
@@ -264,7 +268,7 @@ class _SegmentTree(abc.ABC):
         """
         end = self.capacity if end is None else end
         if not 0 <= start <= end <= self.capacity:
-            raise IndexError(
+            raise ReplayIndexError(
                 f"{type(self).__name__}.reduce: need 0 <= start <= end <= {self.capacity}, "
                 f"got start={start}, end={end}"
             )
@@ -315,9 +319,10 @@ class _SegmentTree(abc.ABC):
         capacity = state_dict["capacity"]
         leaves = state_dict["leaves"]
         if capacity != self.capacity or tuple(leaves.shape) != (self.capacity,):
-            raise ValueError(
+            raise ReplayArgumentError(
                 f"{name}.load_state_dict: the state has capacity {capacity} and "
-                f"{tuple(leaves.shape)} leaves, this tree has capacity {self.capacity}"
+                f"{tuple(leaves.shape)} leaves, this tree has capacity {self.capacity}: build the "
+                f"tree with capacity={capacity}"
             )
         self._leaves[: self.capacity] = leaves.to(self._tree)
         self._rebuild()

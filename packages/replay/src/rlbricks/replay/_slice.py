@@ -19,11 +19,13 @@ import torch
 from torch import Tensor
 
 from rlbricks.replay._errors import EmptyBufferError
-from rlbricks.replay._errors import ReplayError
+from rlbricks.replay._errors import ReplayArgumentError
+from rlbricks.replay._errors import ReplayKeyError
+from rlbricks.replay._errors import ReplayRuntimeError
+from rlbricks.replay._errors import StructureError
 from rlbricks.replay._interfaces import Sampler
 from rlbricks.replay._interfaces import Storage
 from rlbricks.tensordict import NestedKey
-from rlbricks.tensordict import TensorDictKeyError
 
 __all__ = ["SliceSampler"]
 
@@ -35,7 +37,7 @@ def _per_row(column: Tensor, key: NestedKey) -> Tensor:
     """``column`` (``[len]`` or ``[len, 1]``) as a 1-d tensor; other shapes are an error."""
     if column.ndim == 1 or (column.ndim == 2 and column.shape[1] == 1):
         return column.reshape(-1)
-    raise ValueError(
+    raise StructureError(
         f"SliceSampler reads one value per row from {key!r} but the column has shape "
         f"{tuple(column.shape)}; expected [len] or [len, 1] (store one step per row)"
     )
@@ -145,15 +147,15 @@ class SliceSampler(Sampler):
         generator: torch.Generator | None = None,
     ) -> None:
         if (num_slices is None) == (slice_len is None):
-            raise ValueError(
+            raise ReplayArgumentError(
                 "SliceSampler needs exactly one of num_slices and slice_len (the other follows "
                 f"from the batch size); got num_slices={num_slices!r}, slice_len={slice_len!r}"
             )
         for name, value in (("num_slices", num_slices), ("slice_len", slice_len)):
             if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise ReplayArgumentError(f"{name} must be a positive int, got {value!r}")
         if end_key is not None and traj_key is not None:
-            raise ValueError(
+            raise ReplayArgumentError(
                 f"give end_key ({end_key!r}) or traj_key ({traj_key!r}), not both: "
                 "each alone defines the trajectories"
             )
@@ -213,7 +215,7 @@ class SliceSampler(Sampler):
             ends[:-1] = values[1:] != values[:-1]
             return ends
         said = f" ({error})" if error is not None else ""
-        raise TensorDictKeyError(
+        raise ReplayKeyError(
             f"SliceSampler found no trajectory boundaries in the storage: tried the keys "
             f"{[key for key, _ in tried]}{said}; pass end_key= (done flags) or traj_key= "
             "(trajectory ids) naming a stored column"
@@ -246,7 +248,7 @@ class SliceSampler(Sampler):
         cumsum = counts.cumsum(0)
         total = int(cumsum[-1])
         if not total:
-            raise ReplayError(
+            raise ReplayRuntimeError(
                 f"SliceSampler(slice_len={slice_len}) found no trajectory of {slice_len} steps "
                 f"or more: the longest stored trajectory has {int(bounds.lengths.max())} steps; "
                 "use a shorter slice_len, store longer trajectories, or strict_length=False"
@@ -262,7 +264,7 @@ class SliceSampler(Sampler):
         else:
             name, given = "slice_len", int(self.slice_len or 0)
         if batch_size <= 0 or batch_size % given:
-            raise ValueError(
+            raise ReplayArgumentError(
                 f"SliceSampler: batch_size {batch_size} is not a positive multiple of "
                 f"{name} {given}; pick a batch_size divisible by {given}"
             )
@@ -273,10 +275,10 @@ class SliceSampler(Sampler):
         """Rows of ``num_slices`` slices, slice after slice, and the slice markers.
 
         Raises:
-            ValueError: ``batch_size`` is not a multiple of ``num_slices`` /
+            ReplayArgumentError: ``batch_size`` is not a multiple of ``num_slices`` /
                 ``slice_len``.
-            KeyError: the storage has no column to find trajectories with.
-            ReplayError: no trajectory is ``slice_len`` steps long
+            ReplayKeyError: the storage has no column to find trajectories with.
+            ReplayRuntimeError: no trajectory is ``slice_len`` steps long
                 (``strict_length=True``).
             EmptyBufferError: the storage is empty.
         """

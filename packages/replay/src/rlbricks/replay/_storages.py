@@ -24,6 +24,10 @@ from rlbricks.replay._data import as_row
 from rlbricks.replay._data import describe_mismatch
 from rlbricks.replay._data import rows
 from rlbricks.replay._errors import EmptyBufferError
+from rlbricks.replay._errors import ReplayArgumentError
+from rlbricks.replay._errors import ReplayIndexError
+from rlbricks.replay._errors import ReplayRuntimeError
+from rlbricks.replay._errors import ReplayTypeError
 from rlbricks.replay._errors import StructureError
 from rlbricks.replay._interfaces import Storage
 from rlbricks.tensordict import MemoryMappedTensor
@@ -61,7 +65,7 @@ class ListStorage(Storage):
         elif 0 <= index < len(self._items):
             self._items[index] = item
         else:
-            raise IndexError(
+            raise ReplayIndexError(
                 f"ListStorage: cannot write row {index}, the storage holds {len(self._items)} rows "
                 f"(max_size {self.max_size}); rows are written in order"
             )
@@ -110,10 +114,10 @@ class ListStorage(Storage):
 
 def _rows_fit(stored: TensorDict, data: TensorDict, batched: bool) -> bool:
     """Whether ``data`` has exactly the keys and row shapes of ``stored`` (cheap walk)."""
-    if stored._tensordict.keys() != data._tensordict.keys():
+    if stored.entries.keys() != data.entries.keys():
         return False
-    for key, want in stored._tensordict.items():
-        value = data._tensordict[key]
+    for key, want in stored.entries.items():
+        value = data.entries[key]
         if isinstance(want, TensorDict):
             if not isinstance(value, TensorDict) or not _rows_fit(want, value, batched):
                 return False
@@ -156,9 +160,14 @@ class TensorStorage(Storage):
             rows_ = storage.batch_size[0] if isinstance(storage, TensorDict) else storage.shape[0]
             max_size = rows_ if max_size is None else max_size
             if rows_ < max_size:
-                raise ValueError(f"the storage has {rows_} rows, fewer than max_size {max_size}")
+                raise ReplayArgumentError(
+                    f"the storage has {rows_} rows, fewer than max_size {max_size}: give a storage of "
+                    "max_size rows, or leave max_size out"
+                )
         if max_size is None:
-            raise ValueError("max_size is needed when no storage is given")
+            raise ReplayArgumentError(
+                "max_size is needed when no storage is given: pass max_size=... or a storage"
+            )
         super().__init__(max_size)
         self.device = torch.device(device) if device is not None else None
         self._storage: TensorDict | Tensor | None = storage
@@ -166,7 +175,10 @@ class TensorStorage(Storage):
 
     # -- allocation (overridden by the lazy storages) -------------------- #
     def _allocate(self, example: Any) -> TensorDict | Tensor:
-        raise RuntimeError("TensorStorage got no preallocated storage")
+        raise ReplayRuntimeError(
+            "TensorStorage got no preallocated storage: pass storage=... (a TensorDict or "
+            "tensor of max_size rows), or use LazyTensorStorage, which allocates on first write"
+        )
 
     @property
     def initialized(self) -> bool:
@@ -226,7 +238,10 @@ class TensorStorage(Storage):
         """
         storage = self.data
         if not isinstance(storage, TensorDict):
-            raise TypeError("column() needs a storage of TensorDicts")
+            raise ReplayTypeError(
+                f"column() needs a storage of TensorDicts, this one holds {type(storage).__name__}: "
+                "store TensorDicts (or dicts of tensors) to read columns"
+            )
         return storage.get(key)[: self._len]
 
     def __len__(self) -> int:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from rlbricks.replay._buffers import ReplayBuffer
 from rlbricks.replay._buffers import Transform
+from rlbricks.replay._errors import ReplayKeyError
 from rlbricks.replay._interfaces import Sampler
 from rlbricks.replay._interfaces import Storage
 from rlbricks.replay._interfaces import Writer
@@ -79,7 +80,7 @@ class TensorDictReplayBuffer(ReplayBuffer):
             index = data.get("index")
             priority = data.get(self.priority_key)
         except KeyError as err:
-            raise KeyError(
+            raise ReplayKeyError(
                 f"update_tensordict_priority needs 'index' and {self.priority_key!r} in the "
                 f"TensorDict ({err}); sample from this buffer and let the loss write the priority"
             ) from None

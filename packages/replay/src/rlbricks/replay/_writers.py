@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 
 from rlbricks.replay._data import batch_len
+from rlbricks.replay._errors import ReplayArgumentError
+from rlbricks.replay._errors import ReplayTypeError
 from rlbricks.replay._interfaces import Writer
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
@@ -103,7 +105,7 @@ class TensorDictMaxValueWriter(Writer):
     def __init__(self, rank_key: NestedKey = ("next", "reward"), reduction: str = "sum") -> None:
         super().__init__()
         if reduction not in ("sum", "mean", "max", "min"):
-            raise ValueError(f"reduction must be sum, mean, max or min; got {reduction!r}")
+            raise ReplayArgumentError(f"reduction must be sum, mean, max or min; got {reduction!r}")
         self.rank_key = rank_key
         self.reduction = reduction
         self._ranks = torch.empty(0, dtype=torch.float64)
@@ -111,8 +113,9 @@ class TensorDictMaxValueWriter(Writer):
 
     def _rank(self, data: TensorDict, batched: bool) -> Tensor:
         if not isinstance(data, TensorDict):
-            raise TypeError(
-                f"TensorDictMaxValueWriter ranks TensorDicts; got {type(data).__name__}"
+            raise ReplayTypeError(
+                f"TensorDictMaxValueWriter ranks TensorDicts; got {type(data).__name__}: extend the "
+                "buffer with TensorDicts holding the rank key"
             )
         value = data.get(self.rank_key).double()
         value = value.reshape(value.shape[0], -1) if batched else value.reshape(1, -1)

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from typing import Protocol
 
+from rlbricks.replay._errors import ReplayOSError
+
 __all__ = ["crash_renames_onto", "dead_pid"]
 
 
@@ -52,8 +54,8 @@ def crash_renames_onto(
 ) -> None:
     """Make renames of a new folder onto ``target`` raise, as if the process died there.
 
-    ``os.rename`` and ``os.replace`` raise ``OSError("killed between the two
-    renames")`` when they move a ``.tmp-`` folder onto ``target``; with
+    ``os.rename`` and ``os.replace`` raise :class:`~rlbricks.replay.ReplayOSError`
+    (an ``OSError``) "killed between the two renames" when they move a ``.tmp-`` folder onto ``target``; with
     ``rollback_fails``, every rename onto ``target`` does (the previous
     folder, set aside, cannot be put back either). Undo it with
     ``monkeypatch.undo()``.
@@ -80,7 +82,7 @@ def crash_renames_onto(
         >>> write_folder_atomically(path, fill, format="my-notes", version=1)
         Traceback (most recent call last):
         ...
-        OSError: killed between the two renames
+        rlbricks.replay._errors.ReplayOSError: killed between the two renames
         >>> monkeypatch.undo()
         >>> path.exists()  # only the previous folder remains, set aside
         False
@@ -92,7 +94,7 @@ def crash_renames_onto(
     def crashing(real: Callable[..., None]) -> Callable[..., None]:
         def rename(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
             if Path(dst) == target and (rollback_fails or ".tmp-" in Path(src).name):
-                raise OSError("killed between the two renames")
+                raise ReplayOSError("killed between the two renames")
             real(src, dst, *args, **kwargs)
 
         return rename

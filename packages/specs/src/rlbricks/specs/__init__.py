@@ -25,6 +25,9 @@ from rlbricks.specs._bounded import Bounded
 from rlbricks.specs._categorical import Categorical
 from rlbricks.specs._composite import Composite
 from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecKeyError
+from rlbricks.specs._errors import SpecTypeError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._multi_categorical import MultiCategorical
 from rlbricks.specs._multi_one_hot import MultiOneHot
 from rlbricks.specs._one_hot import OneHot
@@ -47,4 +50,7 @@ __all__ = [
     "Composite",
     # errors
     "SpecError",
+    "SpecValueError",
+    "SpecKeyError",
+    "SpecTypeError",
 ]

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import torch
 
-from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._utils import DeviceLike
 from rlbricks.specs._utils import ShapeLike
 
@@ -113,10 +113,10 @@ class TensorSpec(abc.ABC, Generic[V]):
         """
 
     def assert_is_in(self, value: Any) -> None:
-        """Raise :class:`SpecError` describing every way ``value`` is not in the spec.
+        """Raise :class:`SpecValueError` describing every way ``value`` is not in the spec.
 
         Raises:
-            SpecError: naming the key (for Composite), what the spec expects
+            SpecValueError: naming the key (for Composite), what the spec expects
                 and what ``value`` holds.
 
         Example:
@@ -126,7 +126,7 @@ class TensorSpec(abc.ABC, Generic[V]):
         """
         problems = self._mismatches(value)
         if problems:
-            raise SpecError(self._mismatch_message(problems))
+            raise SpecValueError(self._mismatch_message(problems))
 
     def _mismatches(self, value: Any) -> list[Mismatch]:
         """Why ``value`` is not in the spec, as ``(key path, message)`` pairs (empty if it is)."""
@@ -154,7 +154,7 @@ class TensorSpec(abc.ABC, Generic[V]):
         a NaN action is a bug upstream (a diverged policy), not noise to clamp.
 
         Raises:
-            SpecError: the shape does not end with ``spec.shape``, or a
+            SpecValueError: the shape does not end with ``spec.shape``, or a
                 floating ``value`` holds NaN the space cannot hold.
 
         Example:

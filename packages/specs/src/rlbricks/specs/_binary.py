@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._leaf import LeafSpec
 from rlbricks.specs._leaf import TensorFn
 from rlbricks.specs._utils import DeviceLike
@@ -33,7 +33,7 @@ class Binary(LeafSpec):
         dtype: dtype of the values (bool, integer or floating).
 
     Raises:
-        SpecError: neither ``n`` nor ``shape`` given, or they disagree.
+        SpecValueError: neither ``n`` nor ``shape`` given, or they disagree.
 
     Example:
         >>> import torch
@@ -56,16 +56,18 @@ class Binary(LeafSpec):
     ) -> None:
         if shape is None:
             if n is None:
-                raise SpecError("Binary: give the number of flags n or a shape, e.g. Binary(4)")
+                raise SpecValueError(
+                    "Binary: give the number of flags n or a shape, e.g. Binary(4)"
+                )
             size = torch.Size((n,))
         else:
             size = as_size(shape)
         if len(size) == 0 or (n is not None and size[-1] != n):
-            raise SpecError(
+            raise SpecValueError(
                 f"Binary: shape must be at least 1-D and end with n={n}, got {fmt_shape(size)}"
             )
         if not isinstance(dtype, torch.dtype) or dtype.is_complex:
-            raise SpecError(f"Binary: dtype must be bool, integer or floating, got {dtype}")
+            raise SpecValueError(f"Binary: dtype must be bool, integer or floating, got {dtype}")
         super().__init__(size, as_device(device), dtype)
 
     @property

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._leaf import LeafSpec
 from rlbricks.specs._leaf import TensorFn
 from rlbricks.specs._leaf import tensors_equal
@@ -30,17 +30,17 @@ def _as_bound(value: Any, name: str, dtype: torch.dtype, device: torch.device) -
     """``low``/``high`` as a tensor of ``dtype`` on ``device``, checked for integer dtypes."""
     t = torch.as_tensor(value, device=device)
     if t.dtype is torch.bool or t.is_complex():
-        raise SpecError(f"Bounded: {name} must be real numbers, got dtype {t.dtype}")
+        raise SpecValueError(f"Bounded: {name} must be real numbers, got dtype {t.dtype}")
     if is_int(dtype):
         if t.is_floating_point() and not bool((t == t.round()).all()):
-            raise SpecError(
+            raise SpecValueError(
                 f"Bounded: {name}={fmt_tensor(t)} must hold integers for the integer dtype {dtype}"
             )
         info = torch.iinfo(dtype)
         if t.numel() and (t.min() < info.min or t.max() > info.max):
-            raise SpecError(
+            raise SpecValueError(
                 f"Bounded: {name}={fmt_tensor(t)} does not fit the dtype {dtype} "
-                f"(range [{info.min}, {info.max}])"
+                f"(range [{info.min}, {info.max}]): use a wider integer dtype or bounds inside that range"
             )
     return t.to(dtype, copy=True)  # a private copy: the caller may reuse its tensor
 
@@ -74,7 +74,7 @@ class Bounded(LeafSpec):
         dtype: dtype of the values and bounds (floating or integer).
 
     Raises:
-        SpecError: ``low > high`` somewhere, NaN bounds, non-integer bounds
+        SpecValueError: ``low > high`` somewhere, NaN bounds, non-integer bounds
             for an integer dtype, or bounds that do not broadcast to ``shape``.
 
     Example:
@@ -101,7 +101,9 @@ class Bounded(LeafSpec):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         if not isinstance(dtype, torch.dtype) or dtype is torch.bool or dtype.is_complex:
-            raise SpecError(f"Bounded: dtype must be a real floating or integer dtype, got {dtype}")
+            raise SpecValueError(
+                f"Bounded: dtype must be a real floating or integer dtype, got {dtype}"
+            )
         dev = as_device(device)
         low_c = _as_bound(low, "low", dtype, dev)
         high_c = _as_bound(high, "high", dtype, dev)
@@ -109,9 +111,10 @@ class Bounded(LeafSpec):
             try:
                 shape = torch.broadcast_shapes(low_c.shape, high_c.shape)
             except RuntimeError:
-                raise SpecError(
+                raise SpecValueError(
                     f"Bounded: low of shape {fmt_shape(low_c.shape)} and high of shape "
-                    f"{fmt_shape(high_c.shape)} do not broadcast together"
+                    f"{fmt_shape(high_c.shape)} do not broadcast together: give them the same shape, or "
+                    "give one of them as a number"
                 ) from None
         super().__init__(shape, dev, dtype)
         self._low_c, self._high_c = low_c, high_c
@@ -124,19 +127,23 @@ class Bounded(LeafSpec):
         try:
             return bound.broadcast_to(self._shape)
         except RuntimeError:
-            raise SpecError(
+            raise SpecValueError(
                 f"Bounded: {name} of shape {fmt_shape(bound.shape)} does not broadcast to "
-                f"shape {fmt_shape(self._shape)}"
+                f"shape {fmt_shape(self._shape)}: give a bound of that shape, a number, or a shape= "
+                "that the bound broadcasts to"
             ) from None
 
     def _check_order(self) -> None:
         low, high = self._low, self._high
         if low.is_floating_point() and bool(low.isnan().any() | high.isnan().any()):
-            raise SpecError("Bounded: low and high must not hold NaN")
+            raise SpecValueError(
+                "Bounded: low and high must not hold NaN; use -inf/inf (or Unbounded) for an "
+                "unbounded side"
+            )
         bad = low > high
         if bool(bad.any()):
             idx = tuple(bad.nonzero()[0].tolist())
-            raise SpecError(
+            raise SpecValueError(
                 f"Bounded: low must be <= high everywhere, but {int(bad.sum())} entr"
                 f"{'y has' if int(bad.sum()) == 1 else 'ies have'} low > high; first at index "
                 f"{idx}: low={fmt_num(low[idx])}, high={fmt_num(high[idx])}"
@@ -262,7 +269,7 @@ class Bounded(LeafSpec):
         nearest point in the box).
 
         Raises:
-            SpecError: ``value`` holds NaN (e.g. the policy produced NaN actions).
+            SpecValueError: ``value`` holds NaN (e.g. the policy produced NaN actions).
 
         Example:
             >>> import torch

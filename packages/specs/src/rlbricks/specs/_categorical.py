@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._leaf import TensorFn
 from rlbricks.specs._mask import CategoricalForm
 from rlbricks.specs._mask import allowed
@@ -32,7 +32,7 @@ def check_n(n: Any, what: str) -> int:
     if isinstance(n, torch.Tensor) and n.numel() == 1:
         n = n.item()
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SpecError(f"{what}: n must be a positive int (the number of actions), got {n!r}")
+        raise SpecValueError(f"{what}: n must be a positive int (the number of actions), got {n!r}")
     return n
 
 
@@ -89,11 +89,16 @@ class Categorical(CategoricalForm):
     ) -> None:
         self._n = check_n(n, "Categorical")
         if not isinstance(dtype, torch.dtype) or not (is_int(dtype) or dtype is torch.bool):
-            raise SpecError(f"Categorical: dtype must be an integer dtype, got {dtype}")
+            raise SpecValueError(f"Categorical: dtype must be an integer dtype, got {dtype}")
         if dtype is torch.bool and self._n > 2:
-            raise SpecError(f"Categorical: dtype torch.bool holds only n <= 2 actions, got n={n}")
+            raise SpecValueError(
+                f"Categorical: dtype torch.bool holds only n <= 2 actions, got n={n}"
+            )
         if is_int(dtype) and self._n - 1 > torch.iinfo(dtype).max:
-            raise SpecError(f"Categorical: n={n} actions do not fit the dtype {dtype}")
+            raise SpecValueError(
+                f"Categorical: n={n} actions do not fit the dtype {dtype}: use a wider integer "
+                "dtype, e.g. torch.int64"
+            )
         super().__init__(shape, as_device(device), dtype)
         self.update_mask(mask)
 
@@ -106,7 +111,7 @@ class Categorical(CategoricalForm):
         """Set (or, with ``None``, clear) the mask of allowed actions, in place.
 
         Raises:
-            SpecError: the mask is not bool, does not broadcast to
+            SpecValueError: the mask is not bool, does not broadcast to
                 ``[*shape, n]``, or allows no action for some choice.
 
         Example:

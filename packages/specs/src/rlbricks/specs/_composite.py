@@ -16,8 +16,9 @@ from rlbricks.specs._entries import encode_entries
 from rlbricks.specs._entries import entries_in
 from rlbricks.specs._entries import entry_mismatches
 from rlbricks.specs._entries import project_entries
-from rlbricks.specs._errors import SpecError
 from rlbricks.specs._errors import SpecKeyError
+from rlbricks.specs._errors import SpecTypeError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._keys import NestedKey
 from rlbricks.specs._keys import key_of
 from rlbricks.specs._keys import key_path
@@ -51,7 +52,7 @@ class Composite(TensorSpec[TensorDict]):
         **kw_specs: more entries, by keyword.
 
     Raises:
-        SpecError: a sub-spec's shape does not start with ``shape`` (the
+        SpecValueError: a sub-spec's shape does not start with ``shape`` (the
             message names the key and both shapes).
 
     Example:
@@ -88,7 +89,9 @@ class Composite(TensorSpec[TensorDict]):
                 self._set_path(key_path(key), value, ())
         for name, value in kw_specs.items():
             if name in self._specs:
-                raise SpecError(f"Composite: key {name!r} given both in specs and as a keyword")
+                raise SpecValueError(
+                    f"Composite: key {name!r} given both in specs and as a keyword: give it once"
+                )
             self._set_path((name,), value, ())
 
     # ------------------------------------------------------------------ #
@@ -120,7 +123,7 @@ class Composite(TensorSpec[TensorDict]):
             if isinstance(spec, Composite) and spec._shape == self._shape:
                 spec._check_shape(new, prefix + (name,))
             elif spec.shape[: len(new)] != new:
-                raise SpecError(
+                raise SpecValueError(
                     f"cannot set the Composite shape to {fmt_shape(new)}: key "
                     f"{format_key(prefix + (name,))} has shape {fmt_shape(spec.shape)}, which "
                     f"does not start with {fmt_shape(new)}"
@@ -170,10 +173,10 @@ class Composite(TensorSpec[TensorDict]):
                 node._set_one(part, {path[i + 1 :]: value}, prefix + path[:i])
                 return
             if not isinstance(child, Composite):
-                raise SpecError(
+                raise SpecValueError(
                     f"cannot set key {format_key(prefix + path)}: "
                     f"{format_key(prefix + path[: i + 1])} holds a {type(child).__name__}, "
-                    f"not a Composite"
+                    f"not a Composite: delete that entry first, or pick another key"
                 )
             node = child
         node._set_one(path[-1], value, prefix + path[:-1])
@@ -186,12 +189,12 @@ class Composite(TensorSpec[TensorDict]):
                 sub._set_path(key_path(key), item, full)
             value = sub
         if not isinstance(value, TensorSpec):
-            raise TypeError(
+            raise SpecTypeError(
                 f"Composite: key {format_key(full)} must map to a spec (or a dict of specs), "
                 f"got {type(value).__name__}"
             )
         if value.shape[: len(self._shape)] != self._shape:
-            raise SpecError(
+            raise SpecValueError(
                 f"Composite: key {format_key(full)} has shape {fmt_shape(value.shape)}, which does "
                 f"not start with the Composite shape {fmt_shape(self._shape)}; every entry's "
                 f"shape must begin with the shape of the Composite holding it"
@@ -208,7 +211,7 @@ class Composite(TensorSpec[TensorDict]):
         """The sub-spec at ``key`` (a str, or a tuple of str for nested entries).
 
         Raises:
-            KeyError: the key is missing (the message lists the available keys).
+            SpecKeyError: the key is missing (the message lists the available keys).
         """
         node: TensorSpec[Any] = self
         for part in key_path(key):
@@ -223,7 +226,7 @@ class Composite(TensorSpec[TensorDict]):
         Missing intermediate Composites of a nested key are created.
 
         Raises:
-            SpecError: the spec's shape does not start with the Composite's.
+            SpecValueError: the spec's shape does not start with the Composite's.
         """
         self._set_path(key_path(key), value, ())
 
@@ -348,14 +351,14 @@ class Composite(TensorSpec[TensorDict]):
         return entry_mismatches(self._specs, value)
 
     def assert_is_in(self, value: Any) -> None:
-        """Raise one :class:`~rlbricks.specs.SpecError` listing every offending entry.
+        """Raise one :class:`~rlbricks.specs.SpecValueError` listing every offending entry.
 
         Each line names the (nested) key and the problem: missing key, wrong
         dtype, device or shape, or values out of range (with the range
         expected and the min/max seen).
 
         Raises:
-            SpecError: some entry is not in its spec.
+            SpecValueError: some entry is not in its spec.
 
         Example:
             >>> import torch
@@ -368,7 +371,7 @@ class Composite(TensorSpec[TensorDict]):
             >>> spec.assert_is_in(td)
             Traceback (most recent call last):
                 ...
-            rlbricks.specs._errors.SpecError: 1 entry does not match the Composite spec:
+            rlbricks.specs._errors.SpecValueError: 1 entry does not match the Composite spec:
               'action': values out of range: expected integers in [0, 3), got 1 of 1 outside (min 5, max 5); first at index (): 5
         """
         super().assert_is_in(value)
@@ -379,7 +382,7 @@ class Composite(TensorSpec[TensorDict]):
         Keys the spec does not describe are kept as they are.
 
         Raises:
-            KeyError: a key of the spec is missing from ``value``.
+            SpecKeyError: a key of the spec is missing from ``value``.
 
         Example:
             >>> import torch
@@ -399,7 +402,7 @@ class Composite(TensorSpec[TensorDict]):
         the leading dims the entries carry beyond their spec.
 
         Raises:
-            KeyError: a key of the spec is missing (or an unknown key is given).
+            SpecKeyError: a key of the spec is missing (or an unknown key is given).
 
         Example:
             >>> import numpy as np
@@ -424,7 +427,7 @@ class Composite(TensorSpec[TensorDict]):
         """The spec with new leading dims, added to every entry.
 
         Raises:
-            SpecError: the new shape does not end with ``spec.shape``.
+            SpecValueError: the new shape does not end with ``spec.shape``.
 
         Example:
             >>> from rlbricks.specs import Composite, Unbounded
@@ -478,7 +481,7 @@ class Composite(TensorSpec[TensorDict]):
         The Composite structure is new; the leaf specs are shared with ``self``.
 
         Raises:
-            KeyError: a key is missing.
+            SpecKeyError: a key is missing.
 
         Example:
             >>> from rlbricks.specs import Composite, Unbounded

@@ -17,6 +17,7 @@ import torch
 from rlbricks.specs._base import Mismatch
 from rlbricks.specs._base import TensorSpec
 from rlbricks.specs._errors import SpecKeyError
+from rlbricks.specs._errors import SpecTypeError
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import is_tensordict
 
@@ -78,11 +79,11 @@ def project_entries(
     ``device`` is the Composite's (``None`` when its entries keep their own).
 
     Raises:
-        TypeError: ``value`` is not a TensorDict.
+        SpecTypeError: ``value`` is not a TensorDict.
         SpecKeyError: a key of ``specs`` is missing from ``value``.
     """
     if not is_tensordict(value):
-        raise TypeError(f"Composite.project expects a TensorDict, got {type(value).__name__}")
+        raise SpecTypeError(f"Composite.project expects a TensorDict, got {type(value).__name__}")
     out: dict[str, Any] = {}
     name: Any
     for name, entry in value.items():
@@ -110,11 +111,11 @@ def encode_entries(
     carries beyond its spec.
 
     Raises:
-        TypeError: ``value`` is neither a dict nor a TensorDict.
+        SpecTypeError: ``value`` is neither a dict nor a TensorDict.
         SpecKeyError: ``value`` does not hold exactly the keys of ``specs``.
     """
     if not (is_tensordict(value) or isinstance(value, Mapping)):
-        raise TypeError(f"Composite.encode expects a dict, got {type(value).__name__}")
+        raise SpecTypeError(f"Composite.encode expects a dict, got {type(value).__name__}")
     out: dict[str, Any] = {}
     unknown: list[Any] = []
     name: Any

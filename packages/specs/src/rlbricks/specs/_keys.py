@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlbricks.specs._errors import SpecTypeError
+
 __all__ = ["NestedKey", "key_of", "key_path"]
 
 NestedKey = str | tuple[str, ...]
@@ -13,7 +15,7 @@ def key_path(key: Any) -> tuple[str, ...]:
     """A key as a flat, non-empty tuple of strings.
 
     Raises:
-        TypeError: ``key`` is neither a str nor a non-empty tuple of str.
+        SpecTypeError: ``key`` is neither a str nor a non-empty tuple of str.
 
     Example:
         >>> key_path("obs"), key_path(("next", ("agent", "reward")))
@@ -32,7 +34,7 @@ def key_path(key: Any) -> tuple[str, ...]:
                 break
         else:
             return tuple(flat)
-    raise TypeError(f"a Composite key is a str or a non-empty tuple of str, got {key!r}")
+    raise SpecTypeError(f"a Composite key is a str or a non-empty tuple of str, got {key!r}")
 
 
 def key_of(path: tuple[str, ...]) -> NestedKey:

@@ -11,7 +11,8 @@ import torch
 
 from rlbricks.specs._base import Mismatch
 from rlbricks.specs._base import TensorSpec
-from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecTypeError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._utils import DeviceLike
 from rlbricks.specs._utils import ShapeLike
 from rlbricks.specs._utils import as_device
@@ -40,10 +41,12 @@ class LeafSpec(TensorSpec[torch.Tensor]):
 
     def __init__(self, shape: ShapeLike, device: DeviceLike, dtype: torch.dtype) -> None:
         if not isinstance(dtype, torch.dtype):
-            raise SpecError(f"dtype must be a torch.dtype, e.g. torch.float32; got {dtype!r}")
+            raise SpecValueError(f"dtype must be a torch.dtype, e.g. torch.float32; got {dtype!r}")
         self._shape = as_size(shape)
         if any(d < 0 for d in self._shape):
-            raise SpecError(f"shape must hold non-negative sizes, got {fmt_shape(self._shape)}")
+            raise SpecValueError(
+                f"shape must hold non-negative sizes, got {fmt_shape(self._shape)}"
+            )
         self._ndim = len(self._shape)
         self._numel = self._shape.numel()
         self._device = as_device(device)
@@ -161,13 +164,13 @@ class LeafSpec(TensorSpec[torch.Tensor]):
         return super()._mismatch_message(problems)
 
     def assert_is_in(self, value: Any) -> None:
-        """Raise :class:`~rlbricks.specs.SpecError` if ``value`` is not in the spec.
+        """Raise :class:`~rlbricks.specs.SpecValueError` if ``value`` is not in the spec.
 
         The message gives the spec, what it expects (shape, dtype, device,
         range) and what ``value`` holds (e.g. the min and max seen).
 
         Raises:
-            SpecError: ``value`` is not in the spec.
+            SpecValueError: ``value`` is not in the spec.
 
         Example:
             >>> import torch
@@ -176,7 +179,7 @@ class LeafSpec(TensorSpec[torch.Tensor]):
             >>> spec.assert_is_in(torch.tensor([3, 12]))
             Traceback (most recent call last):
                 ...
-            rlbricks.specs._errors.SpecError: value does not match Bounded(shape=[2], dtype=torch.int64, device=cpu, low=0, high=10): values out of range: expected every value in [0, 10], got 1 of 2 outside (min 3, max 12); first at index (1,): 12
+            rlbricks.specs._errors.SpecValueError: value does not match Bounded(shape=[2], dtype=torch.int64, device=cpu, low=0, high=10): values out of range: expected every value in [0, 10], got 1 of 2 outside (min 3, max 12); first at index (1,): 12
         """
         super().assert_is_in(value)
 
@@ -196,7 +199,7 @@ class LeafSpec(TensorSpec[torch.Tensor]):
         Values are converted, not checked: call :meth:`assert_is_in` to validate.
 
         Raises:
-            SpecError: the shape fits none of the cases above.
+            SpecValueError: the shape fits none of the cases above.
 
         Example:
             >>> import numpy as np
@@ -219,7 +222,7 @@ class LeafSpec(TensorSpec[torch.Tensor]):
             core -= 1
         if core < nd and ends_with(shape, self._shape[:core]):
             return t.reshape(*shape, *self._shape[core:])
-        raise SpecError(
+        raise SpecValueError(
             f"{type(self).__name__}.encode: cannot fit a value of shape {fmt_shape(shape)} to the "
             f"spec shape {fmt_shape(self._shape)}: the value must end with "
             f"{fmt_shape(self._shape)} or hold exactly {self._numel} entries"
@@ -229,12 +232,12 @@ class LeafSpec(TensorSpec[torch.Tensor]):
         """Check ``project``'s argument is a tensor ending with ``spec.shape``, NaN-free
         unless the spec holds NaN; move it to the spec's device."""
         if not isinstance(value, torch.Tensor):
-            raise TypeError(
+            raise SpecTypeError(
                 f"{type(self).__name__}.project expects a torch.Tensor, got "
                 f"{type(value).__name__}; use encode() to convert numpy arrays and numbers"
             )
         if not ends_with(value.shape, self._shape):
-            raise SpecError(
+            raise SpecValueError(
                 f"{type(self).__name__}.project: expected a shape ending with "
                 f"{fmt_shape(self._shape)}, got {fmt_shape(value.shape)}"
             )
@@ -244,11 +247,11 @@ class LeafSpec(TensorSpec[torch.Tensor]):
             value = value.to(self._device)
         return value
 
-    def _nan_error(self, value: torch.Tensor) -> SpecError:
+    def _nan_error(self, value: torch.Tensor) -> SpecValueError:
         """The error of ``project`` given a ``value`` that holds NaN."""
         nan = value.isnan()
         idx = tuple(nan.nonzero()[0].tolist())
-        return SpecError(
+        return SpecValueError(
             f"{type(self).__name__}.project: the value holds NaN ({int(nan.sum())} of "
             f"{value.numel()} entries, first at index {idx}) and NaN has no nearest point in "
             f"{self!r}, so it cannot be projected; if the value is an action, the policy "
@@ -276,7 +279,7 @@ class LeafSpec(TensorSpec[torch.Tensor]):
         views, not copies.
 
         Raises:
-            SpecError: the new shape does not end with ``spec.shape``.
+            SpecValueError: the new shape does not end with ``spec.shape``.
 
         Example:
             >>> from rlbricks.specs import Bounded

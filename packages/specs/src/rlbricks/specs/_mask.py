@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import torch
 
-from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._leaf import LeafSpec
 from rlbricks.specs._leaf import TensorFn
 from rlbricks.specs._leaf import tensors_equal
@@ -46,18 +46,20 @@ def check_mask(mask: Any, layout: torch.Size, device: torch.device, what: str) -
     Returns the mask in its given (compact) shape.
 
     Raises:
-        SpecError: not bool, not broadcastable to ``layout``, or a choice with
+        SpecValueError: not bool, not broadcastable to ``layout``, or a choice with
             no allowed action.
     """
     m = torch.as_tensor(mask, device=device)
     if m.dtype is not torch.bool:
-        raise SpecError(f"{what}: a mask must be a bool tensor (True = allowed), got {m.dtype}")
+        raise SpecValueError(
+            f"{what}: a mask must be a bool tensor (True = allowed), got {m.dtype}"
+        )
     try:
         m.broadcast_to(layout)
     except RuntimeError:
-        raise SpecError(
+        raise SpecValueError(
             f"{what}: a mask of shape {fmt_shape(m.shape)} does not broadcast to the mask "
-            f"layout {fmt_shape(layout)}"
+            f"layout {fmt_shape(layout)}: give a mask of that shape (or one that broadcasts to it)"
         ) from None
     return m
 
@@ -71,14 +73,14 @@ def prepare_mask(
     as a copy it cannot change behind the spec's back.
 
     Raises:
-        SpecError: not bool, not broadcastable to ``layout``, or a choice with
+        SpecValueError: not bool, not broadcastable to ``layout``, or a choice with
             no allowed action.
     """
     not_compact = ~check_mask(mask, layout, device, what)
     not_mask = not_compact.broadcast_to(layout)
     if not_mask.numel() and bool(not_mask.all(-1).any()):
         empty = int(not_mask.all(-1).sum())
-        raise SpecError(
+        raise SpecValueError(
             f"{what}: every choice needs at least one allowed action, but {empty} row(s) of "
             f"the mask are all False"
         )

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from rlbricks.specs._categorical import int_range_problem
-from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._leaf import TensorFn
 from rlbricks.specs._mask import CategoricalForm
 from rlbricks.specs._mask import allowed
@@ -71,14 +71,17 @@ class MultiCategorical(CategoricalForm):
         nv = as_nvec(nvec, "MultiCategorical")
         size = torch.Size((len(nv),)) if shape is None else as_size(shape)
         if len(size) == 0 or size[-1] != len(nv):
-            raise SpecError(
+            raise SpecValueError(
                 f"MultiCategorical: the last dim of shape must be len(nvec)={len(nv)}, "
                 f"got shape {fmt_shape(size)}"
             )
         if not isinstance(dtype, torch.dtype) or not is_int(dtype):
-            raise SpecError(f"MultiCategorical: dtype must be an integer dtype, got {dtype}")
+            raise SpecValueError(f"MultiCategorical: dtype must be an integer dtype, got {dtype}")
         if int(nv.max()) - 1 > torch.iinfo(dtype).max:
-            raise SpecError(f"MultiCategorical: nvec={nv.tolist()} does not fit the dtype {dtype}")
+            raise SpecValueError(
+                f"MultiCategorical: nvec={nv.tolist()} does not fit the dtype {dtype}: use a wider "
+                "integer dtype, e.g. torch.int64"
+            )
         super().__init__(size, as_device(device), dtype)
         self._seg = Segments(nv, self._device)
         self._high = (self._seg.nvec - 1).to(dtype)
@@ -94,7 +97,7 @@ class MultiCategorical(CategoricalForm):
         """Set (or, with ``None``, clear) the mask of allowed actions, in place.
 
         Raises:
-            SpecError: the mask is not bool, does not broadcast to
+            SpecValueError: the mask is not bool, does not broadcast to
                 ``[*shape[:-1], sum(nvec)]``, or allows nothing for some choice.
 
         Example:

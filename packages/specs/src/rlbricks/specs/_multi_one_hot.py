@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._leaf import TensorFn
 from rlbricks.specs._mask import OneHotForm
 from rlbricks.specs._mask import mask_problem
@@ -69,12 +70,14 @@ class MultiOneHot(OneHotForm):
         total = int(nv.sum())
         size = torch.Size((total,)) if shape is None else as_size(shape)
         if len(size) == 0 or size[-1] != total:
-            raise SpecError(
+            raise SpecValueError(
                 f"MultiOneHot: the last dim of shape must be sum(nvec)={total}, "
                 f"got shape {fmt_shape(size)}"
             )
         if not isinstance(dtype, torch.dtype) or dtype.is_complex:
-            raise SpecError(f"MultiOneHot: dtype must be bool, integer or floating, got {dtype}")
+            raise SpecValueError(
+                f"MultiOneHot: dtype must be bool, integer or floating, got {dtype}"
+            )
         super().__init__(size, as_device(device), dtype)
         self._seg = Segments(nv, self._device)
         self.update_mask(mask)
@@ -88,7 +91,7 @@ class MultiOneHot(OneHotForm):
         """Set (or, with ``None``, clear) the mask of allowed actions, in place.
 
         Raises:
-            SpecError: the mask is not bool, does not broadcast to ``shape``,
+            SpecValueError: the mask is not bool, does not broadcast to ``shape``,
                 or allows nothing for some choice.
 
         Example:
@@ -165,7 +168,7 @@ class MultiOneHot(OneHotForm):
         try:
             return super().encode(value)
         except SpecError as err:
-            raise SpecError(
+            raise SpecValueError(
                 f"{err}; for integer indices use MultiOneHot.to_one_hot(index)"
             ) from None
 

@@ -9,6 +9,7 @@ import torch
 
 from rlbricks.specs._categorical import check_n
 from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._leaf import TensorFn
 from rlbricks.specs._mask import OneHotForm
 from rlbricks.specs._mask import mask_problem
@@ -97,11 +98,11 @@ class OneHot(OneHotForm):
         self._eye: torch.Tensor | None = None  # identity rows for rand, built on first use
         size = torch.Size((self._n,)) if shape is None else as_size(shape)
         if len(size) == 0 or size[-1] != self._n:
-            raise SpecError(
+            raise SpecValueError(
                 f"OneHot: the last dim of shape must be n={self._n}, got shape {fmt_shape(size)}"
             )
         if not isinstance(dtype, torch.dtype) or dtype.is_complex:
-            raise SpecError(f"OneHot: dtype must be bool, integer or floating, got {dtype}")
+            raise SpecValueError(f"OneHot: dtype must be bool, integer or floating, got {dtype}")
         super().__init__(size, as_device(device), dtype)
         self.update_mask(mask)
 
@@ -114,7 +115,7 @@ class OneHot(OneHotForm):
         """Set (or, with ``None``, clear) the mask of allowed actions, in place.
 
         Raises:
-            SpecError: the mask is not bool, does not broadcast to ``shape``,
+            SpecValueError: the mask is not bool, does not broadcast to ``shape``,
                 or allows no action for some choice.
 
         Example:
@@ -202,7 +203,7 @@ class OneHot(OneHotForm):
         indices are not guessed: convert them with :meth:`to_one_hot`.
 
         Raises:
-            SpecError: the value does not end with the spec shape.
+            SpecValueError: the value does not end with the spec shape.
 
         Example:
             >>> import numpy as np
@@ -213,7 +214,9 @@ class OneHot(OneHotForm):
         try:
             return super().encode(value)
         except SpecError as err:
-            raise SpecError(f"{err}; for integer indices use OneHot.to_one_hot(index)") from None
+            raise SpecValueError(
+                f"{err}; for integer indices use OneHot.to_one_hot(index)"
+            ) from None
 
     def to_categorical(self, value: torch.Tensor) -> torch.Tensor:
         """One-hot ``[*batch, *shape]`` to int64 indices ``[*batch, *shape[:-1]]``.

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecValueError
 from rlbricks.specs._mask import check_mask
 from rlbricks.specs._mask import masked_sample
 
@@ -24,17 +24,19 @@ def as_nvec(nvec: Any, what: str) -> torch.Tensor:
     """``nvec`` as a 1-D int64 CPU tensor of positive sizes."""
     t = torch.as_tensor(nvec)
     if t.ndim > 1:
-        raise SpecError(
+        raise SpecValueError(
             f"{what}: nvec must be 1-D (one size per choice), got shape {list(t.shape)}"
         )
     t = t.reshape(-1)
     if t.is_floating_point() and bool((t == t.round()).all()):
         t = t.long()
     if t.dtype is torch.bool or t.is_floating_point() or t.is_complex():
-        raise SpecError(f"{what}: nvec must hold integers, got {nvec!r}")
+        raise SpecValueError(f"{what}: nvec must hold integers, got {nvec!r}")
     t = t.to(device="cpu", dtype=torch.int64)
     if t.numel() == 0 or bool((t < 1).any()):
-        raise SpecError(f"{what}: nvec must be a non-empty sequence of positive ints, got {nvec!r}")
+        raise SpecValueError(
+            f"{what}: nvec must be a non-empty sequence of positive ints, got {nvec!r}"
+        )
     return t
 
 
@@ -106,7 +108,7 @@ class Segments:
         """Every segment of a padded mask allows at least one action."""
         if padded.numel() and not bool(padded.any(-1).all()):
             empty = int((~padded.any(-1)).sum())
-            raise SpecError(
+            raise SpecValueError(
                 f"{what}: every choice needs at least one allowed action, but {empty} "
                 f"segment(s) of the mask are all False"
             )
@@ -119,7 +121,7 @@ def prepare_segment_mask(
     broadcast to ``layout``, and in the padded layout.
 
     Raises:
-        SpecError: not bool, not broadcastable, or a segment with no allowed action.
+        SpecValueError: not bool, not broadcastable, or a segment with no allowed action.
     """
     m = check_mask(mask, layout, device, f"{what} (layout: the segments of nvec concatenated)")
     padded = segments.pad_mask(m.broadcast_to(layout))

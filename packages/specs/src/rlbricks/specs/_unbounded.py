@@ -84,7 +84,7 @@ class Unbounded(LeafSpec):
         or bool spec refuses it.
 
         Raises:
-            SpecError: ``value`` holds NaN and the spec's dtype is not floating.
+            SpecValueError: ``value`` holds NaN and the spec's dtype is not floating.
 
         Example:
             >>> import torch

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from rlbricks.specs._errors import SpecError
+from rlbricks.specs._errors import SpecValueError
 
 __all__ = [
     "DeviceLike",
@@ -39,7 +39,7 @@ def as_size(shape: ShapeLike, name: str = "shape") -> torch.Size:
     try:
         return torch.Size(shape)
     except TypeError:
-        raise SpecError(
+        raise SpecValueError(
             f"{name} must be an int or a sequence of ints, e.g. (4, 3); got {shape!r}"
         ) from None
 
@@ -74,7 +74,7 @@ def expand_shape(args: tuple[Any, ...], old: torch.Size, what: str) -> torch.Siz
     n_old = len(old)
     n_lead = len(new) - n_old
     if n_lead < 0:
-        raise SpecError(
+        raise SpecValueError(
             f"{what}.expand: the new shape {fmt_shape(new)} has fewer dims than the spec "
             f"shape {fmt_shape(old)}; give the full new shape, e.g. "
             f"expand({', '.join(map(str, [4, *old]))})"
@@ -84,7 +84,7 @@ def expand_shape(args: tuple[Any, ...], old: torch.Size, what: str) -> torch.Siz
             new[n_lead + i] = old[i]
     if tuple(new[n_lead:]) != tuple(old) or any(d < 0 for d in new):
         hint = ", ".join(map(str, [*new, *old]))
-        raise SpecError(
+        raise SpecValueError(
             f"{what}.expand: the new shape {fmt_shape(new)} must end with the spec shape "
             f"{fmt_shape(old)} (expand only adds leading dims); did you mean expand({hint})?"
         )

@@ -12,7 +12,14 @@ Example:
 """
 
 from rlbricks.tensordict._errors import BatchSizeError
+from rlbricks.tensordict._errors import TensorDictAssertionError
+from rlbricks.tensordict._errors import TensorDictError
+from rlbricks.tensordict._errors import TensorDictFileExistsError
+from rlbricks.tensordict._errors import TensorDictFileNotFoundError
+from rlbricks.tensordict._errors import TensorDictIndexError
 from rlbricks.tensordict._errors import TensorDictKeyError
+from rlbricks.tensordict._errors import TensorDictTypeError
+from rlbricks.tensordict._errors import TensorDictValueError
 from rlbricks.tensordict._functional import cat
 from rlbricks.tensordict._functional import stack
 from rlbricks.tensordict._functional import where
@@ -25,7 +32,7 @@ from rlbricks.tensordict._td import TensorDict
 from rlbricks.tensordict._testing import assert_close
 from rlbricks.tensordict._testing import is_tensordict
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 __all__ = [
     "TensorDict",
@@ -38,8 +45,15 @@ __all__ = [
     "unravel_key",
     "NestedKey",
     "KeysView",
+    "TensorDictError",
     "TensorDictKeyError",
+    "TensorDictValueError",
     "BatchSizeError",
+    "TensorDictTypeError",
+    "TensorDictIndexError",
+    "TensorDictFileNotFoundError",
+    "TensorDictFileExistsError",
+    "TensorDictAssertionError",
 ]
 
 _register_pytree()

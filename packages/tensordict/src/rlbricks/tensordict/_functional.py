@@ -16,6 +16,8 @@ from torch import Tensor
 from rlbricks.tensordict import _td
 from rlbricks.tensordict._errors import BatchSizeError
 from rlbricks.tensordict._errors import TensorDictKeyError
+from rlbricks.tensordict._errors import TensorDictTypeError
+from rlbricks.tensordict._errors import TensorDictValueError
 from rlbricks.tensordict._mixin_values import expand_mask as _expand_mask
 from rlbricks.tensordict._shape import _dim
 from rlbricks.tensordict._td import TensorDict
@@ -31,7 +33,7 @@ def _check_same_keys(tds: Sequence[TensorDict], op: str) -> None:
             only_other = sorted(set(td._tensordict) - set(keys))
             raise TensorDictKeyError(
                 f"{op}: TensorDict {i} has different keys than TensorDict 0 "
-                f"(only in 0: {only_first}; only in {i}: {only_other})"
+                f"(only in 0: {only_first}; only in {i}: {only_other}); give TensorDicts with the same keys"
             )
 
 
@@ -46,10 +48,12 @@ def _common_device(tds: Sequence[TensorDict]) -> torch.device | None:
 def _check_tds(tds: Any, op: str) -> list[TensorDict]:
     tds = tds if tds.__class__ is list else list(tds)
     if not tds:
-        raise ValueError(f"{op}: expected a non-empty sequence of TensorDicts")
+        raise TensorDictValueError(f"{op}: expected a non-empty sequence of TensorDicts")
     for i, td in enumerate(tds):
         if not isinstance(td, TensorDict):
-            raise TypeError(f"{op}: element {i} is a {type(td).__name__}, not a TensorDict")
+            raise TensorDictTypeError(
+                f"{op}: element {i} is a {type(td).__name__}, not a TensorDict"
+            )
     return tds
 
 
@@ -73,7 +77,10 @@ def _stack(
             vbs = value._batch_size
             for v in values:
                 if not isinstance(v, TensorDict):
-                    raise TypeError(f"stack: key {key!r} is a TensorDict in some inputs only")
+                    raise TensorDictTypeError(
+                        f"stack: key {key!r} is a TensorDict in some inputs only; every input must hold a "
+                        "TensorDict (or every input a tensor) under a key"
+                    )
                 if v._batch_size != vbs:
                     raise BatchSizeError(
                         f"stack: key {key!r} has batch_size {tuple(v._batch_size)} in one input "
@@ -117,7 +124,7 @@ def stack(tds: Sequence[TensorDict], dim: int = 0, *, out: TensorDict | None = N
     """
     tds = tds if tds.__class__ is list else list(tds)
     if not tds:
-        raise ValueError("stack: expected a non-empty sequence of TensorDicts")
+        raise TensorDictValueError("stack: expected a non-empty sequence of TensorDicts")
     first = tds[0]
     try:
         bs = first._batch_size
@@ -141,7 +148,8 @@ def stack(tds: Sequence[TensorDict], dim: int = 0, *, out: TensorDict | None = N
     new_bs = bs[:d] + torch.Size((len(tds),)) + bs[d:]
     if out is not None and out._batch_size != new_bs:
         raise BatchSizeError(
-            f"stack: out has batch_size {tuple(out._batch_size)}, expected {tuple(new_bs)}"
+            f"stack: out has batch_size {tuple(out._batch_size)}, expected {tuple(new_bs)}; pass an "
+            "out of that batch_size, or no out"
         )
     return _stack(tds, d, nd, new_bs, out, device)
 
@@ -181,7 +189,10 @@ def cat(tds: Sequence[TensorDict], dim: int = 0) -> TensorDict:
     bs = tds[0]._batch_size
     nd = len(bs)
     if nd == 0:
-        raise BatchSizeError("cat: TensorDicts with empty batch_size cannot be concatenated")
+        raise BatchSizeError(
+            "cat: TensorDicts with empty batch_size cannot be concatenated; stack them instead "
+            "(which adds a batch dim)"
+        )
     d = _dim(dim, nd, "cat")
     total = 0
     for i, td in enumerate(tds):
@@ -207,14 +218,16 @@ def where(condition: Tensor, input: Any, other: Any, *, out: Any = None) -> Tens
         tensor([0., 1., 0.])
     """
     if out is not None:
-        raise TypeError("where: out= is not supported for TensorDicts")
+        raise TensorDictTypeError(
+            "where: out= is not supported for TensorDicts; use the returned TensorDict instead"
+        )
     if isinstance(input, TensorDict):
         if isinstance(other, TensorDict):
             return input.apply(lambda x, y: torch.where(_expand_mask(condition, x), x, y), other)
         return input.apply(lambda x: torch.where(_expand_mask(condition, x), x, other))
     if isinstance(other, TensorDict):
         return other.apply(lambda y: torch.where(_expand_mask(condition, y), input, y))
-    raise TypeError("where: expected a TensorDict as input or other")
+    raise TensorDictTypeError("where: expected a TensorDict as input or other")
 
 
 def _like(fn: Callable[..., Tensor]) -> Callable[..., TensorDict]:

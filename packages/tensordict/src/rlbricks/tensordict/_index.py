@@ -16,6 +16,9 @@ import torch
 from torch import Tensor
 
 from rlbricks.tensordict import _td
+from rlbricks.tensordict._errors import TensorDictIndexError
+from rlbricks.tensordict._errors import TensorDictKeyError
+from rlbricks.tensordict._errors import TensorDictValueError
 
 if TYPE_CHECKING:
     from rlbricks.tensordict._td import TensorDict
@@ -41,13 +44,13 @@ def _convert(item: Any) -> Any:
         if not tensor.numel() and tensor.dtype is not torch.bool:
             tensor = tensor.long()
         if tensor.dtype is not torch.bool and tensor.is_floating_point():
-            raise IndexError(f"index arrays must be integer or bool, got {tensor.dtype}")
+            raise TensorDictIndexError(f"index arrays must be integer or bool, got {tensor.dtype}")
         return tensor
     if isinstance(item, int):  # bool, numpy ints
         if isinstance(item, bool):
             return torch.tensor(item)
         return int(item)
-    raise IndexError(
+    raise TensorDictIndexError(
         f"unsupported index {item!r} of type {type(item).__name__}: use int, slice, None, "
         "Ellipsis, a bool mask, an index tensor or a list"
     )
@@ -61,9 +64,9 @@ def normalize_index(index: Any, batch_size: torch.Size) -> Any:
     used = sum(_consumed(i) for i in items if i is not Ellipsis)
     n_ellipsis = sum(1 for i in items if i is Ellipsis)
     if n_ellipsis > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+        raise TensorDictIndexError("an index can only have a single ellipsis ('...')")
     if used > nd:
-        raise IndexError(
+        raise TensorDictIndexError(
             f"too many indices for a TensorDict with batch_size {tuple(batch_size)}: the index "
             f"{index!r} uses {used} dims but there are only {nd} batch dims"
         )
@@ -103,16 +106,24 @@ def get_index(td: TensorDict, index: Any) -> TensorDict:
     cls = index.__class__
     if cls is int:
         if not bs:
-            raise IndexError("cannot index a TensorDict with empty batch_size (no batch dims)")
+            raise TensorDictIndexError(
+                "cannot index a TensorDict with empty batch_size (no batch dims): read entries by "
+                "key, or build it with a batch_size"
+            )
         if not -bs[0] <= index < bs[0]:
-            raise IndexError(f"index {index} is out of range for batch dim 0 of size {bs[0]}")
+            raise TensorDictIndexError(
+                f"index {index} is out of range for batch dim 0 of size {bs[0]}"
+            )
         return _index_leaves(td, index, bs[1:])
     if cls is slice:
         if not bs:
-            raise IndexError("cannot slice a TensorDict with empty batch_size (no batch dims)")
+            raise TensorDictIndexError(
+                "cannot slice a TensorDict with empty batch_size (no batch dims): read entries by "
+                "key, or build it with a batch_size"
+            )
         start, stop, step = index.indices(bs[0])
         if step <= 0:
-            raise ValueError(f"slice step must be positive, got {step}")
+            raise TensorDictValueError(f"slice step must be positive, got {step}")
         length = max(0, (stop - start + step - 1) // step)
         return _index_leaves(td, index, torch.Size((length, *bs[1:])))
     if isinstance(index, torch.Tensor) and index.dtype is not torch.bool and bs:
@@ -164,8 +175,9 @@ def _leaves(td: Any, td_cls: type) -> list[Tensor]:
 def _new_entry(td: TensorDict, key: str, sub: Any, value: Any) -> Any:
     """A zero-filled entry for a key that the assigned TensorDict has and ``td`` lacks."""
     if not isinstance(value, _td.TensorDict):
-        raise KeyError(
-            f"cannot assign key {key!r} by index: it does not exist in the destination; "
+        raise TensorDictKeyError(
+            f"cannot assign key {key!r} by index: it does not exist in the destination (set it on "
+            f"the whole TensorDict first); "
             f"available keys: {list(td._tensordict)}"
         )
     sub_bd = value.batch_dims

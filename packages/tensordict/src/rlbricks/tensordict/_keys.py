@@ -8,6 +8,7 @@ from typing import Any
 from typing import Union
 
 from rlbricks.tensordict import _td
+from rlbricks.tensordict._errors import TensorDictTypeError
 
 if TYPE_CHECKING:
     from rlbricks.tensordict._td import TensorDict
@@ -32,7 +33,9 @@ def unravel_key(key: Any) -> NestedKey:
     if key.__class__ is str:
         return key
     if not isinstance(key, tuple):
-        raise TypeError(f"a key must be a str or a tuple of str, got {type(key).__name__}: {key!r}")
+        raise TensorDictTypeError(
+            f"a key must be a str or a tuple of str, got {type(key).__name__}: {key!r}"
+        )
     flat: list[str] = []
     for part in key:
         if part.__class__ is str:
@@ -41,11 +44,11 @@ def unravel_key(key: Any) -> NestedKey:
             sub = unravel_key(part)
             flat.extend((sub,) if isinstance(sub, str) else sub)
         else:
-            raise TypeError(
+            raise TensorDictTypeError(
                 f"a nested key holds only strings, got {type(part).__name__} {part!r} in {key!r}"
             )
     if not flat:
-        raise TypeError("an empty tuple is not a key")
+        raise TensorDictTypeError("an empty tuple is not a key")
     return flat[0] if len(flat) == 1 else tuple(flat)
 
 

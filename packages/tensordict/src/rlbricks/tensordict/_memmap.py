@@ -26,6 +26,10 @@ from urllib.parse import quote
 
 import torch
 
+from rlbricks.tensordict._errors import TensorDictError
+from rlbricks.tensordict._errors import TensorDictFileNotFoundError
+from rlbricks.tensordict._errors import TensorDictTypeError
+from rlbricks.tensordict._errors import TensorDictValueError
 from rlbricks.tensordict._memmap_tensor import MemoryMappedTensor
 from rlbricks.tensordict._memmap_tensor import _PathLike
 
@@ -77,7 +81,7 @@ def _check_td(td: Any, fn: str) -> None:
     from rlbricks.tensordict._td import TensorDict
 
     if not isinstance(td, TensorDict):
-        raise TypeError(f"{fn} expects a TensorDict, got {type(td).__name__}")
+        raise TensorDictTypeError(f"{fn} expects a TensorDict, got {type(td).__name__}")
 
 
 def _out_device(device: torch.device | None) -> torch.device | None:
@@ -179,7 +183,7 @@ def memmap_td(
             raises :class:`FileExistsError`.
 
     Raises:
-        ValueError: a leaf is memory-mapped to another file and ``copy_existing`` is ``False``.
+        TensorDictValueError: a leaf is memory-mapped to another file and ``copy_existing`` is ``False``.
 
     Example:
         >>> import tempfile, torch
@@ -205,7 +209,7 @@ def memmap_td(
                 return value
             if current is not None and not copy_existing:
                 name = key[0] if len(key) == 1 else key
-                raise ValueError(
+                raise TensorDictValueError(
                     f"key {name!r} is already memory-mapped to {current}, not {filename}; "
                     "pass copy_existing=True to copy it"
                 )
@@ -276,8 +280,8 @@ def is_memmap(td: TensorDict) -> bool:
 
 
 # ---------------------------------------------------------------------- loading
-class _BadMeta(Exception):
-    pass
+class _BadMeta(TensorDictError):
+    """A field of the metadata file is missing or malformed (caught by ``_load``)."""
 
 
 def _field(mapping: Any, name: str, kind: type | tuple[type, ...]) -> Any:
@@ -320,23 +324,29 @@ def _read_meta(path: str) -> dict[str, Any]:
         with open(meta_path, encoding="utf-8") as f:
             meta = json.load(f)
     except FileNotFoundError:
-        raise FileNotFoundError(
+        raise TensorDictFileNotFoundError(
             f"no memory-mapped TensorDict at {path}: {meta_path} does not exist "
             "(was it written by memmap_td, and did the write finish?)"
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{meta_path} is not valid JSON: {err}") from None
+        raise TensorDictValueError(
+            f"{meta_path} is not valid JSON ({err}): the write did not finish or the file was "
+            "changed; write the TensorDict again with memmap"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ValueError(f"{meta_path} is not a memory-mapped TensorDict metadata file")
+        raise TensorDictValueError(
+            f"{meta_path} is not a memory-mapped TensorDict metadata file: load a folder written "
+            "by TensorDict.memmap"
+        )
     if meta.get("version") != FORMAT_VERSION:
-        raise ValueError(
+        raise TensorDictValueError(
             f"{meta_path} has format version {meta.get('version')!r}; this rlbricks-tensordict "
-            f"reads version {FORMAT_VERSION}"
+            f"reads version {FORMAT_VERSION}; write it again with this version"
         )
     if meta.get("byteorder") != sys.byteorder:
-        raise ValueError(
+        raise TensorDictValueError(
             f"{meta_path} was written on a {meta.get('byteorder')}-endian machine; "
-            f"this one is {sys.byteorder}-endian"
+            f"this one is {sys.byteorder}-endian; load it on a {meta.get('byteorder')}-endian machine"
         )
     return meta
 
@@ -371,8 +381,9 @@ def _load(path: str) -> TensorDict:
             out[key] = value
     except _BadMeta as err:
         where = "" if key is None else f" (entry {key!r})"
-        raise ValueError(
-            f"{os.path.join(path, META_FILENAME)} is corrupted{where}: {err}"
+        raise TensorDictValueError(
+            f"{os.path.join(path, META_FILENAME)} is corrupted{where}: {err}; write the "
+            "TensorDict again with memmap"
         ) from None
     return TensorDict._new_unsafe(out, batch_size, None if device is None else torch.device("cpu"))
 
@@ -386,8 +397,8 @@ def load_memmap(prefix: _PathLike) -> TensorDict:
     ``meta.json``), ``None`` otherwise. Nothing is unpickled.
 
     Raises:
-        FileNotFoundError: ``meta.json`` or a leaf file is missing.
-        ValueError: ``meta.json`` is not valid, or a leaf file has the wrong size.
+        TensorDictFileNotFoundError: ``meta.json`` or a leaf file is missing.
+        TensorDictValueError: ``meta.json`` is not valid, or a leaf file has the wrong size.
 
     Example:
         >>> import tempfile, torch

@@ -17,6 +17,11 @@ from typing import Any
 
 import torch
 
+from rlbricks.tensordict._errors import TensorDictFileExistsError
+from rlbricks.tensordict._errors import TensorDictFileNotFoundError
+from rlbricks.tensordict._errors import TensorDictTypeError
+from rlbricks.tensordict._errors import TensorDictValueError
+
 __all__ = ["MemoryMappedTensor"]
 
 
@@ -72,7 +77,7 @@ class MemoryMappedTensor(torch.Tensor):
     _filename: str | None = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> MemoryMappedTensor:
-        raise TypeError(
+        raise TensorDictTypeError(
             "MemoryMappedTensor cannot be built directly; use MemoryMappedTensor.from_tensor, "
             ".empty, .zeros, .ones, .full or .from_filename"
         )
@@ -99,7 +104,9 @@ class MemoryMappedTensor(torch.Tensor):
         """A new tensor and whether its memory is known to be zero-filled."""
         size = _as_shape(shape)
         if any(s < 0 for s in size):
-            raise ValueError(f"a MemoryMappedTensor shape has no negative sizes, got {tuple(size)}")
+            raise TensorDictValueError(
+                f"a MemoryMappedTensor shape has no negative sizes, got {tuple(size)}"
+            )
         nbytes = _nbytes(size, dtype)
         if filename is None:
             if nbytes == 0:  # zero-byte shared memory is not portable: nothing to share anyway
@@ -111,7 +118,7 @@ class MemoryMappedTensor(torch.Tensor):
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | (0 if existsok else os.O_EXCL), 0o644)
         except FileExistsError:
-            raise FileExistsError(
+            raise TensorDictFileExistsError(
                 f"{path} already exists; pass existsok=True to overwrite it"
             ) from None
         try:
@@ -242,8 +249,8 @@ class MemoryMappedTensor(torch.Tensor):
         """Map an existing file as a tensor of ``dtype`` and ``shape``, without copying.
 
         Raises:
-            FileNotFoundError: the file does not exist.
-            ValueError: the file size is not ``numel * itemsize`` bytes.
+            TensorDictFileNotFoundError: the file does not exist.
+            TensorDictValueError: the file size is not ``numel * itemsize`` bytes.
 
         Example:
             >>> import tempfile, os, torch
@@ -259,9 +266,12 @@ class MemoryMappedTensor(torch.Tensor):
         try:
             actual = os.stat(path).st_size
         except FileNotFoundError:
-            raise FileNotFoundError(f"memory-mapped file {path} does not exist") from None
+            raise TensorDictFileNotFoundError(
+                f"memory-mapped file {path} does not exist: check the path, or create it with "
+                "MemoryMappedTensor.from_tensor(..., filename=path)"
+            ) from None
         if actual != expected:
-            raise ValueError(
+            raise TensorDictValueError(
                 f"{path} holds {actual} bytes but shape {tuple(size)} of {dtype} needs "
                 f"{expected}: wrong shape or dtype, or a truncated file"
             )

@@ -155,7 +155,10 @@ class StructureMixin:
     ) -> TensorDict:
         """Move the value at ``old_key`` to ``new_key``; with ``safe`` refuse to overwrite."""
         if safe and new_key in self.keys(include_nested=True):
-            raise KeyError(f"rename_key_ with safe=True: key {new_key!r} already exists")
+            raise TensorDictKeyError(
+                f"rename_key_ with safe=True: key {new_key!r} already exists; pass safe=False to "
+                "overwrite it"
+            )
         value = self.pop(old_key)
         self.set(new_key, value)
         return self
@@ -174,7 +177,10 @@ class StructureMixin:
         for key, value in _td.iter_leaves(self):
             flat = key if isinstance(key, str) else separator.join(key)
             if flat in source:
-                raise KeyError(f"flatten_keys: two keys flatten to {flat!r}")
+                raise TensorDictKeyError(
+                    f"flatten_keys: two keys flatten to {flat!r}; pick a separator that no key "
+                    "holds, e.g. flatten_keys('/')"
+                )
             source[flat] = value
         if inplace:
             self._tensordict = source
@@ -266,7 +272,8 @@ class StructureMixin:
             if mine and mine != theirs:
                 raise TensorDictKeyError(
                     f"load_state_dict(strict=True): missing {sorted(map(str, mine - theirs))}, "
-                    f"unexpected {sorted(map(str, theirs - mine))}"
+                    f"unexpected {sorted(map(str, theirs - mine))}; pass strict=False to replace the "
+                    "keys anyway"
                 )
         self._tensordict = restored._tensordict
         self._batch_size = restored._batch_size

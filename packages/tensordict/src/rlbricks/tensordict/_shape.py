@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 
 from rlbricks.tensordict import _td
+from rlbricks.tensordict._errors import TensorDictIndexError
+from rlbricks.tensordict._errors import TensorDictValueError
 
 if TYPE_CHECKING:
     from rlbricks.tensordict._td import TensorDict
@@ -51,7 +53,7 @@ def _dim(dim: int, ndim: int, op: str, extra: int = 0) -> int:
     """Normalise ``dim`` against ``ndim`` batch dims (``extra`` = 1 for insertion points)."""
     size = ndim + extra
     if not -size <= dim < size:
-        raise IndexError(
+        raise TensorDictIndexError(
             f"{op}: dim {dim} is out of range for a TensorDict with {ndim} batch dims "
             f"(valid: {-size}..{size - 1})"
         )
@@ -89,14 +91,16 @@ def _infer(shape: Sequence[int], numel: int, op: str, old: Sequence[int]) -> tor
     shape = list(shape)
     unknown = [i for i, s in enumerate(shape) if s == -1]
     if len(unknown) > 1:
-        raise ValueError(f"{op}: only one dim can be -1, got {tuple(shape)}")
+        raise TensorDictValueError(f"{op}: only one dim can be -1, got {tuple(shape)}")
     known = math.prod(s for s in shape if s != -1)
     if unknown:
         if known == 0 or numel % known:
-            raise ValueError(f"{op}: batch_size {tuple(old)} cannot become {tuple(shape)}")
+            raise TensorDictValueError(
+                f"{op}: batch_size {tuple(old)} cannot become {tuple(shape)}"
+            )
         shape[unknown[0]] = numel // known
     elif known != numel:
-        raise ValueError(
+        raise TensorDictValueError(
             f"{op}: batch_size {tuple(old)} ({numel} elements) cannot become {tuple(shape)}"
         )
     return torch.Size(shape)
@@ -115,11 +119,11 @@ def flatten(td: TensorDict, start_dim: int, end_dim: int) -> TensorDict:
     bs = td._batch_size
     nd = len(bs)
     if nd == 0:
-        raise IndexError("flatten: the TensorDict has no batch dims")
+        raise TensorDictIndexError("flatten: the TensorDict has no batch dims")
     s = _dim(start_dim, nd, "flatten")
     e = _dim(end_dim, nd, "flatten")
     if s > e:
-        raise IndexError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        raise TensorDictIndexError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     new_bs = bs[:s] + torch.Size((math.prod(bs[s : e + 1]),)) + bs[e + 1 :]
     return _map(td, lambda x: x.flatten(s, e), nd, new_bs)
 
@@ -160,7 +164,9 @@ def permute(td: TensorDict, dims: tuple[int, ...]) -> TensorDict:
     nd = len(bs)
     norm = tuple(_dim(d, nd, "permute") for d in dims)
     if sorted(norm) != list(range(nd)):
-        raise ValueError(f"permute: dims {dims} are not a permutation of the {nd} batch dims")
+        raise TensorDictValueError(
+            f"permute: dims {dims} are not a permutation of the {nd} batch dims"
+        )
     new_bs = torch.Size(bs[d] for d in norm)
     return _map(td, lambda x: x.permute((*norm, *range(nd, x.ndim))), nd, new_bs)
 
@@ -179,7 +185,7 @@ def expand(td: TensorDict, shape: tuple[int, ...]) -> TensorDict:
     bs = td._batch_size
     nd = len(bs)
     if len(shape) < nd:
-        raise ValueError(
+        raise TensorDictValueError(
             f"expand: the new shape {shape} has fewer dims than batch_size {tuple(bs)}"
         )
     lead = len(shape) - nd
@@ -189,12 +195,12 @@ def expand(td: TensorDict, shape: tuple[int, ...]) -> TensorDict:
         if want == -1:
             new[lead + i] = old
         elif old != want and old != 1:
-            raise ValueError(
+            raise TensorDictValueError(
                 f"expand: batch_size {tuple(bs)} cannot expand to {shape} "
                 f"(dim {i} has size {old}, not 1 or {want})"
             )
     if any(s < 0 for s in new[:lead]):
-        raise ValueError(f"expand: -1 is not allowed for the new leading dims of {shape}")
+        raise TensorDictValueError(f"expand: -1 is not allowed for the new leading dims of {shape}")
     new_bs = torch.Size(new)
     return _map(td, lambda x: x.expand(new_bs + x.shape[nd:]), nd, new_bs)
 
@@ -202,14 +208,14 @@ def expand(td: TensorDict, shape: tuple[int, ...]) -> TensorDict:
 def _split_sizes(n: int, split_size: int | Sequence[int], op: str) -> list[int]:
     if isinstance(split_size, int):
         if split_size <= 0:
-            raise ValueError(f"{op}: split_size must be positive, got {split_size}")
+            raise TensorDictValueError(f"{op}: split_size must be positive, got {split_size}")
         sizes = [split_size] * (n // split_size)
         if n % split_size or not sizes:
             sizes.append(n % split_size)
         return sizes
     sizes = [int(s) for s in split_size]
     if sum(sizes) != n:
-        raise ValueError(f"{op}: sizes {sizes} do not add up to the dim size {n}")
+        raise TensorDictValueError(f"{op}: sizes {sizes} do not add up to the dim size {n}")
     return sizes
 
 
@@ -224,7 +230,7 @@ def split(td: TensorDict, split_size: int | Sequence[int], dim: int) -> tuple[Te
 
 def chunk(td: TensorDict, chunks: int, dim: int) -> tuple[TensorDict, ...]:
     if chunks <= 0:
-        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+        raise TensorDictValueError(f"chunk: chunks must be positive, got {chunks}")
     d = _dim(dim, len(td._batch_size), "chunk")
     n = td._batch_size[d]
     if n == 0:  # like torch.chunk: ``chunks`` empty pieces

@@ -15,6 +15,8 @@ from torch import Tensor
 from rlbricks.tensordict import _index
 from rlbricks.tensordict._errors import BatchSizeError
 from rlbricks.tensordict._errors import TensorDictKeyError
+from rlbricks.tensordict._errors import TensorDictTypeError
+from rlbricks.tensordict._errors import TensorDictValueError
 from rlbricks.tensordict._keys import KeysView
 from rlbricks.tensordict._keys import NestedKey
 from rlbricks.tensordict._keys import iter_keys
@@ -44,12 +46,12 @@ def _as_size(batch_size: Any) -> torch.Size:
         try:
             size = torch.Size(batch_size)
         except TypeError:
-            raise TypeError(
+            raise TensorDictTypeError(
                 f"batch_size must be a sequence of ints (e.g. [4] or torch.Size([4, 2])), "
                 f"got {batch_size!r}"
             ) from None
     if size and min(size) < 0:
-        raise ValueError(f"batch_size {tuple(size)} has a negative dim")
+        raise TensorDictValueError(f"batch_size {tuple(size)} has a negative dim")
     return size
 
 
@@ -123,15 +125,81 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
                     self.set(key, value)
 
     @classmethod
-    def _new_unsafe(
+    def from_trusted(
         cls, source: dict[str, Value], batch_size: torch.Size, device: torch.device | None = None
     ) -> TensorDict:
-        """Build from an already validated one-level dict, without any check."""
+        """Build a TensorDict from already validated entries, without any check or copy.
+
+        The fast constructor for code that builds TensorDicts in a loop (env
+        steps, rollouts, storages) and already knows its values fit.  Nothing is
+        checked, converted or copied: ``source`` itself becomes the TensorDict's
+        :attr:`entries`.  The caller guarantees that
+
+        * ``source`` is a plain ``dict`` with ``str`` keys only (no tuple keys,
+          no nested plain dicts: a nested level is itself a ``TensorDict``);
+        * every value is a ``torch.Tensor`` whose leading dims equal
+          ``batch_size``, or a ``TensorDict`` whose ``batch_size`` starts with
+          ``batch_size``;
+        * ``batch_size`` is a ``torch.Size`` (not a list or int);
+        * ``device`` is ``None`` or a ``torch.device`` (not a str) and, when
+          given, every value (nested ones too) already lives on it;
+        * ``source`` is handed over: later changes to the dict show in the
+          TensorDict.
+
+        A broken guarantee is not detected here; later operations may then fail
+        or give wrong results.  Use ``TensorDict(source, batch_size, device)``
+        for checked construction.
+
+        Args:
+            source: the one-level entries, adopted as they are.
+            batch_size: the shared leading shape.
+            device: the device of every value, or ``None``.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> nxt = TensorDict.from_trusted({"reward": torch.ones(4, 1)}, torch.Size([4]))
+            >>> td = TensorDict.from_trusted(
+            ...     {"observation": torch.zeros(4, 3), "next": nxt}, torch.Size([4])
+            ... )
+            >>> td["next", "reward"].shape, td.batch_size
+            (torch.Size([4, 1]), torch.Size([4]))
+        """
         td = object.__new__(cls)
         td._tensordict = source
         td._batch_size = batch_size
         td._device = device
         return td
+
+    # the name used inside this package before ``from_trusted`` was public
+    _new_unsafe = from_trusted
+
+    @property
+    def entries(self) -> dict[str, Value]:
+        """The live one-level dict of this TensorDict's entries (not a copy).
+
+        Keys are ``str``; values are tensors or nested TensorDicts.
+        Reading it is free: no copy, no check, the fastest way to look at many
+        entries or to test ``"key" in td.entries`` without nested-key handling.
+
+        Writing into it (``td.entries["x"] = t``, ``del td.entries["x"]``)
+        changes the TensorDict and skips every validation: the caller is
+        responsible for what :meth:`from_trusted` requires of each value
+        (leading dims equal to ``batch_size``, on ``device`` when it is set,
+        nested levels as TensorDicts).  Use ``td["x"] = t`` or :meth:`set` for
+        checked writes.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> td = TensorDict({"a": torch.zeros(2), "next": {"b": torch.ones(2)}}, [2])
+            >>> sorted(td.entries), type(td.entries["next"]).__name__
+            (['a', 'next'], 'TensorDict')
+            >>> td.entries["c"] = torch.arange(2)  # unchecked write: shape [2] is the caller's job
+            >>> td["c"]
+            tensor([0, 1])
+        """
+        return self._tensordict
 
     # ------------------------------------------------------------------ #
     # value checks
@@ -159,7 +227,7 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
         try:
             tensor = torch.as_tensor(value, device=self._device)
         except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(
+            raise TensorDictTypeError(
                 f"key {key!r}: a TensorDict holds tensors, TensorDicts or dicts; "
                 f"cannot convert {type(value).__name__} to a tensor ({err})"
             ) from None
@@ -339,7 +407,7 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
                 child = TensorDict._new_unsafe({}, node._batch_size, node._device)
                 node._tensordict[part] = child
             elif not isinstance(child, TensorDict):
-                raise TypeError(
+                raise TensorDictTypeError(
                     f"cannot set {key!r}: {part!r} holds a tensor, not a nested TensorDict"
                 )
             node = child
@@ -454,11 +522,13 @@ class TensorDict(StructureMixin, ValueOpsMixin, ShapeMixin):
 
     def __iter__(self) -> Iterator[TensorDict]:
         if not self._batch_size:
-            raise TypeError("iteration over a TensorDict with empty batch_size; use .keys()")
+            raise TensorDictTypeError(
+                "iteration over a TensorDict with empty batch_size; use .keys()"
+            )
         return iter(self.unbind(0))
 
     def __bool__(self) -> bool:
-        raise ValueError(
+        raise TensorDictValueError(
             "the truth value of a TensorDict is ambiguous: use td.is_empty(), td.all() or td.any()"
         )
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from rlbricks.tensordict._errors import TensorDictAssertionError
+from rlbricks.tensordict._errors import TensorDictTypeError
 from rlbricks.tensordict._td import TensorDict
 from rlbricks.tensordict._td import iter_leaves
 
@@ -50,18 +52,18 @@ def assert_close(
         values differ at key 'x':
     """
     if not isinstance(actual, TensorDict) or not isinstance(expected, TensorDict):
-        raise TypeError(
+        raise TensorDictTypeError(
             f"assert_close compares TensorDicts, got {type(actual).__name__} and "
             f"{type(expected).__name__}"
         )
     if actual.batch_size != expected.batch_size:
-        raise AssertionError(
+        raise TensorDictAssertionError(
             f"batch sizes differ: {tuple(actual.batch_size)} vs {tuple(expected.batch_size)}"
         )
     keys_a = set(actual.keys(include_nested=True, leaves_only=True))
     keys_e = set(expected.keys(include_nested=True, leaves_only=True))
     if keys_a != keys_e:
-        raise AssertionError(
+        raise TensorDictAssertionError(
             f"keys differ: only in actual {sorted(map(str, keys_a - keys_e))}, "
             f"only in expected {sorted(map(str, keys_e - keys_a))}"
         )
@@ -76,4 +78,4 @@ def assert_close(
                 check_dtype=check_dtype,
             )
         except AssertionError as err:
-            raise AssertionError(f"values differ at key {key!r}:\n{err}") from None
+            raise TensorDictAssertionError(f"values differ at key {key!r}:\n{err}") from None

@@ -80,9 +80,7 @@ class Logger:
             ...
             rlbricks.trainers._errors.TrainerError: CSVLogger cannot log histograms; use TensorboardLogger
         """
-        raise TrainerError(
-            f"{type(self).__name__} cannot log histograms; use TensorboardLogger"
-        )
+        raise TrainerError(f"{type(self).__name__} cannot log histograms; use TensorboardLogger")
 
     def log_video(self, name: str, video: torch.Tensor, step: int | None = None) -> None:
         """Record a video ``[N, T, C, H, W]`` (uint8) (not every logger supports it).

@@ -25,6 +25,9 @@ from rlbricks.transforms._dtype import DoubleToFloat
 from rlbricks.transforms._dtype import DTypeCastTransform
 from rlbricks.transforms._env import TransformedEnv
 from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformKeyError
+from rlbricks.transforms._errors import TransformTypeError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._keys import CatTensors
 from rlbricks.transforms._keys import ExcludeTransform
 from rlbricks.transforms._keys import RenameTransform
@@ -59,6 +62,9 @@ __all__ = [
     "Compose",
     "EnvSpecs",
     "TransformError",
+    "TransformValueError",
+    "TransformKeyError",
+    "TransformTypeError",
     # dtypes
     "DoubleToFloat",
     "DTypeCastTransform",

@@ -27,6 +27,8 @@ from rlbricks.specs import TensorSpec
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import unravel_key
+from rlbricks.transforms._errors import TransformTypeError
+from rlbricks.transforms._errors import TransformValueError
 
 if TYPE_CHECKING:
     from rlbricks.envs import EnvBase
@@ -177,7 +179,7 @@ class Transform(nn.Module):
             ``in_keys_inv``.
 
     Raises:
-        ValueError: ``in_keys`` and ``out_keys`` (or their inverse twins)
+        TransformValueError: ``in_keys`` and ``out_keys`` (or their inverse twins)
             differ in length.
 
     Example:
@@ -209,12 +211,12 @@ class Transform(nn.Module):
         )
         name = type(self).__name__
         if len(self.in_keys) != len(self.out_keys):
-            raise ValueError(
+            raise TransformValueError(
                 f"{name}: in_keys {self.in_keys} and out_keys {self.out_keys} differ in length; "
                 "give one out_key per in_key (or out_keys=None to transform in place)"
             )
         if len(self.in_keys_inv) != len(self.out_keys_inv):
-            raise ValueError(
+            raise TransformValueError(
                 f"{name}: in_keys_inv {self.in_keys_inv} and out_keys_inv {self.out_keys_inv} "
                 "differ in length; give one out_key_inv per in_key_inv"
             )
@@ -241,7 +243,7 @@ class Transform(nn.Module):
             tensor([3., 3., 3.])
         """
         out = self._call(tensordict)
-        nxt = out._tensordict.get("next")
+        nxt = out.entries.get("next")
         if isinstance(nxt, TensorDict):
             new = self._call(nxt)
             if new is not nxt:
@@ -294,11 +296,11 @@ class Transform(nn.Module):
         """
         if tensordict is None:
             return None
-        mask = tensordict._tensordict.get("_reset")
+        mask = tensordict.entries.get("_reset")
         if mask is None:
             return None
         if not isinstance(mask, torch.Tensor):
-            raise TypeError(f"'_reset' must be a bool tensor, got {type(mask).__name__}")
+            raise TransformTypeError(f"'_reset' must be a bool tensor, got {type(mask).__name__}")
         if not batch_size:
             return mask.reshape(-1).any().reshape(1)
         return mask.reshape(*batch_size, -1).any(-1, keepdim=True)

@@ -14,7 +14,8 @@ from rlbricks.tensordict import TensorDict
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import KeysLike
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformKeyError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._fn_catframes import fill_frames
 from rlbricks.transforms._fn_catframes import push_frame
 from rlbricks.transforms._fn_catframes import stack_frames_in_time
@@ -56,7 +57,7 @@ class CatFrames(Transform):
         out_keys: where the stacks go (default: in place).
 
     Raises:
-        ValueError: ``N < 1`` or ``dim >= 0``.
+        TransformValueError: ``N < 1`` or ``dim >= 0``.
 
     Example:
         >>> from rlbricks.envs.testing import CountingEnv
@@ -71,9 +72,9 @@ class CatFrames(Transform):
         self, N: int, dim: int, in_keys: KeysLike = None, out_keys: KeysLike = None
     ) -> None:
         if N < 1:
-            raise ValueError(f"CatFrames: N must be >= 1, got {N}")
+            raise TransformValueError(f"CatFrames: N must be >= 1, got {N}")
         if dim >= 0:
-            raise ValueError(
+            raise TransformValueError(
                 f"CatFrames: dim must be negative (counted from the end of an entry, so that it "
                 f"does not depend on the batch dims), got {dim}"
             )
@@ -119,7 +120,7 @@ class CatFrames(Transform):
         return next_tensordict
 
     def _call(self, tensordict: TensorDict) -> TensorDict:
-        raise TransformError(
+        raise TransformValueError(
             "CatFrames needs the frames that came before: use it on an env (TransformedEnv) or "
             "on trajectories with batch [*B, T] through forward(td)"
         )
@@ -151,7 +152,7 @@ class CatFrames(Transform):
             next_frames = tensordict.get(next_key, None)
             if frames is None:
                 if next_frames is not None:
-                    raise KeyError(
+                    raise TransformKeyError(
                         f"CatFrames needs the root frames {in_key!r} to stack {next_key!r} "
                         "(the first frame of each episode is a root entry)"
                     )
@@ -183,7 +184,7 @@ class CatFrames(Transform):
 
         def fn(spec: TensorSpec[Any]) -> TensorSpec[Any]:
             if spec.ndim - len(specs.batch_size) < -dim:
-                raise TransformError(
+                raise TransformValueError(
                     f"CatFrames: dim={dim} is out of range for entries of shape "
                     f"{tuple(spec.shape[len(specs.batch_size) :])}"
                 )
@@ -198,7 +199,9 @@ class CatFrames(Transform):
 
         for in_key in self.in_keys:
             if in_key == "reward":
-                raise TransformError("CatFrames stacks observations, not the reward")
+                raise TransformValueError(
+                    "CatFrames stacks observations, not the reward: remove 'reward' from in_keys"
+                )
         return route_specs(specs, self.in_keys, self.out_keys, fn, name)
 
     def __getstate__(self) -> dict[str, Any]:

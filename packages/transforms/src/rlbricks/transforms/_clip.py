@@ -11,7 +11,7 @@ from rlbricks.specs import TensorSpec
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import KeysLike
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._spec_utils import bounded
 from rlbricks.transforms._spec_utils import route_inverse_specs
 from rlbricks.transforms._spec_utils import route_specs
@@ -36,7 +36,7 @@ class ClipTransform(Transform):
         out_keys_inv: the user's names of those inputs (None: same as ``in_keys_inv``).
 
     Raises:
-        ValueError: both bounds are None, or ``low > high`` somewhere.
+        TransformValueError: both bounds are None, or ``low > high`` somewhere.
 
     Example:
         >>> import torch
@@ -64,12 +64,12 @@ class ClipTransform(Transform):
         )
         name = type(self).__name__
         if low is None and high is None:
-            raise ValueError(f"{name}: give low, high or both")
+            raise TransformValueError(f"{name}: give low, high or both")
         dtype = torch.get_default_dtype()
         low_t = torch.as_tensor(-float("inf") if low is None else low, dtype=dtype).clone()
         high_t = torch.as_tensor(float("inf") if high is None else high, dtype=dtype).clone()
         if (low_t > high_t).any():
-            raise ValueError(f"{name}: low={low!r} is above high={high!r}")
+            raise TransformValueError(f"{name}: low={low!r} is above high={high!r}")
         self.register_buffer("low", low_t)
         self.register_buffer("high", high_t)
 
@@ -82,8 +82,9 @@ class ClipTransform(Transform):
 
     def _map_spec(self, spec: TensorSpec[Any]) -> TensorSpec[Any]:
         if spec.dtype is None or not spec.dtype.is_floating_point:
-            raise TransformError(
-                f"{type(self).__name__}: clips floating entries, got dtype {spec.dtype}"
+            raise TransformValueError(
+                f"{type(self).__name__}: clips floating entries, got dtype {spec.dtype}; restrict "
+                "in_keys to floating entries (or cast them first with DTypeCastTransform)"
             )
         low = self.low.to(spec.device, spec.dtype).expand(spec.shape)
         high = self.high.to(spec.device, spec.dtype).expand(spec.shape)

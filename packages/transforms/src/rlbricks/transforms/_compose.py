@@ -15,7 +15,8 @@ from rlbricks.specs import TensorSpec
 from rlbricks.tensordict import TensorDict
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformTypeError
+from rlbricks.transforms._errors import TransformValueError
 
 if TYPE_CHECKING:
     from rlbricks.envs import EnvBase
@@ -39,7 +40,7 @@ class Compose(Transform):
         *transforms: the transforms, in the order they apply to outputs.
 
     Raises:
-        TransformError: a transform already belongs to another Compose or env.
+        TransformValueError: a transform already belongs to another Compose or env.
 
     Example:
         >>> import torch
@@ -76,12 +77,12 @@ class Compose(Transform):
 
     def _adopt(self, transform: Any) -> None:
         if not isinstance(transform, Transform):
-            raise TypeError(
+            raise TransformTypeError(
                 f"Compose holds Transform instances, got {type(transform).__name__}: wrap a "
                 "function in a Transform subclass"
             )
         if transform.container is not None:
-            raise TransformError(
+            raise TransformValueError(
                 f"{type(transform).__name__} already belongs to a Compose or an env: add "
                 "transform.clone() instead"
             )

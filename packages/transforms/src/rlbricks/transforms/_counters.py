@@ -11,7 +11,8 @@ from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformKeyError
+from rlbricks.transforms._errors import TransformValueError
 
 __all__ = ["InitTracker", "StepCounter"]
 
@@ -23,14 +24,16 @@ def _flag_shape(tensordict: TensorDict) -> tuple[int, ...]:
 def _next_of(tensordict: TensorDict, owner: str) -> TensorDict:
     nxt = tensordict.get("next", None)
     if not isinstance(nxt, TensorDict):
-        raise KeyError(f"{owner} needs the 'next' entries of stepped data (env.step output)")
+        raise TransformKeyError(
+            f"{owner} needs the 'next' entries of stepped data (env.step output)"
+        )
     return nxt
 
 
 def _done_of(nxt: TensorDict, owner: str, key: NestedKey) -> torch.Tensor:
     done = nxt.get("done", None)
     if done is None:
-        raise KeyError(
+        raise TransformKeyError(
             f"{owner} over trajectories needs ('next', 'done') to find the episode ends "
             f"(or a root {key!r} entry, for single transitions)"
         )
@@ -66,7 +69,7 @@ class StepCounter(Transform):
         truncated_key: the flag set at ``max_steps`` (``"done"`` is set too).
 
     Raises:
-        ValueError: ``max_steps`` is not positive.
+        TransformValueError: ``max_steps`` is not positive.
 
     Example:
         >>> from rlbricks.envs.testing import CountingEnv
@@ -84,7 +87,7 @@ class StepCounter(Transform):
         truncated_key: NestedKey = "truncated",
     ) -> None:
         if max_steps is not None and max_steps < 1:
-            raise ValueError(f"StepCounter: max_steps must be positive, got {max_steps}")
+            raise TransformValueError(f"StepCounter: max_steps must be positive, got {max_steps}")
         super().__init__()
         self.max_steps = max_steps
         self.step_count_key = step_count_key
@@ -114,7 +117,7 @@ class StepCounter(Transform):
         # also an input: batched envs (SerialEnv, ParallelEnv) pass it on to their sub-envs' step
         specs.state[self.step_count_key] = spec.clone()
         if self.max_steps is not None and self.truncated_key not in specs.done:
-            raise TransformError(
+            raise TransformValueError(
                 f"StepCounter: the env's done spec has no {self.truncated_key!r} entry to set at "
                 f"max_steps; its entries are {specs.done.keys(include_nested=True)}"
             )
@@ -163,7 +166,7 @@ class StepCounter(Transform):
         key = self.step_count_key
         if key not in tensordict.keys(include_nested=True):
             if not tensordict.batch_size:
-                raise ValueError(
+                raise TransformValueError(
                     f"StepCounter on a TensorDict without batch dims needs the root {key!r}"
                 )
             t_dim = tensordict.batch_dims - 1
@@ -249,7 +252,7 @@ class InitTracker(Transform):
         nxt = _next_of(tensordict, "InitTracker")
         if self.init_key not in tensordict.keys(include_nested=True):
             if not tensordict.batch_size:
-                raise ValueError(
+                raise TransformValueError(
                     f"InitTracker on a TensorDict without batch dims needs the root {self.init_key!r}"
                 )
             done = _done_of(nxt, "InitTracker", self.init_key)

@@ -13,7 +13,7 @@ from rlbricks.tensordict import TensorDict
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import KeysLike
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._spec_utils import cast_spec
 from rlbricks.transforms._spec_utils import route_specs
 
@@ -41,7 +41,7 @@ class DTypeCastTransform(Transform):
         out_keys_inv: inputs the user writes (None: same as ``in_keys_inv``).
 
     Raises:
-        TransformError: an entry to cast has a discrete spec, or is missing.
+        TransformValueError: an entry to cast has a discrete spec, or is missing.
 
     Example:
         >>> import torch
@@ -64,7 +64,7 @@ class DTypeCastTransform(Transform):
         out_keys_inv: KeysLike = None,
     ) -> None:
         if out_keys is not None and in_keys is None:
-            raise ValueError(
+            raise TransformValueError(
                 f"{type(self).__name__}: out_keys needs explicit in_keys (one out_key per in_key)"
             )
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
@@ -99,7 +99,7 @@ class DTypeCastTransform(Transform):
 
     def _uncast(self, spec: TensorSpec[Any]) -> TensorSpec[Any]:
         if spec.dtype != self.dtype_in:
-            raise TransformError(
+            raise TransformValueError(
                 f"{type(self).__name__}: the env's input has dtype {spec.dtype}, not "
                 f"dtype_in={self.dtype_in}: fix in_keys_inv"
             )
@@ -139,7 +139,7 @@ class DTypeCastTransform(Transform):
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
             if in_key == "action":
                 if out_key != "action":
-                    raise TransformError(
+                    raise TransformValueError(
                         f"{name}: the action is always read from 'action', got out_key_inv "
                         f"{out_key!r}"
                     )
@@ -149,7 +149,7 @@ class DTypeCastTransform(Transform):
                 if out_key != in_key:
                     del specs.state[in_key]
             else:
-                raise TransformError(
+                raise TransformValueError(
                     f"{name}: in_key_inv {in_key!r} is not an input of the env; its inputs are "
                     f"{['action', *specs.state.keys(include_nested=True, leaves_only=True)]}"
                 )

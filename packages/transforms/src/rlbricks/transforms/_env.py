@@ -10,7 +10,8 @@ from rlbricks.tensordict import TensorDict
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import Transform
 from rlbricks.transforms._compose import Compose
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformTypeError
+from rlbricks.transforms._errors import TransformValueError
 
 __all__ = ["TransformedEnv"]
 
@@ -57,7 +58,7 @@ class TransformedEnv(EnvBase):
             (used as is) or None (no transform yet: use :meth:`append_transform`).
 
     Raises:
-        TransformError: the transform already belongs to another env or Compose,
+        TransformValueError: the transform already belongs to another env or Compose,
             or its ``in_keys`` are not in the base env's specs.
 
     Example:
@@ -75,7 +76,7 @@ class TransformedEnv(EnvBase):
 
     def __init__(self, env: EnvBase, transform: Transform | None = None) -> None:
         if not isinstance(env, EnvBase):
-            raise TypeError(f"TransformedEnv wraps an EnvBase, got {type(env).__name__}")
+            raise TransformTypeError(f"TransformedEnv wraps an EnvBase, got {type(env).__name__}")
         super().__init__(
             batch_size=env.batch_size, device=env.device, validate_actions=env.validate_actions
         )
@@ -88,11 +89,11 @@ class TransformedEnv(EnvBase):
         elif isinstance(transform, Transform):
             compose = Compose(transform)
         else:
-            raise TypeError(
+            raise TransformTypeError(
                 f"TransformedEnv: transform must be a Transform, got {type(transform).__name__}"
             )
         if compose.container is not None:
-            raise TransformError(
+            raise TransformValueError(
                 "TransformedEnv: this Compose already belongs to another env or Compose: pass "
                 "transform.clone()"
             )
@@ -208,7 +209,7 @@ class TransformedEnv(EnvBase):
                 if self._any_inverse:
                     source = self.transform.inv(tensordict)
                 keep = [k for k in self._base_state_keys if k in source.keys(include_nested=True)]
-            if "_reset" in tensordict._tensordict:
+            if "_reset" in tensordict.entries:
                 keep.append("_reset")
             if keep:
                 base_in = source.select(*keep)
@@ -219,10 +220,10 @@ class TransformedEnv(EnvBase):
         compose = self.transform
         if self._any_inverse:
             levels = compose._inv_levels(tensordict)
-            nxt = self.base_env.step(levels[0])._tensordict["next"]
+            nxt = self.base_env.step(levels[0]).entries["next"]
         else:
             levels = None
-            nxt = self.base_env.step(tensordict)._tensordict["next"]
+            nxt = self.base_env.step(tensordict).entries["next"]
         return compose._step_levels(tensordict, levels, nxt)  # type: ignore[arg-type]
 
     def _set_seed(self, seed: int) -> None:

@@ -18,7 +18,7 @@ from rlbricks.specs import OneHot
 from rlbricks.specs import TensorSpec
 from rlbricks.tensordict import TensorDict
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformValueError
 
 __all__ = ["FrameSkipTransform", "NoopResetEnv"]
 
@@ -27,7 +27,7 @@ def _parent_env(transform: Transform) -> EnvBase:
     parent = transform.parent
     if parent is None:
         name = type(transform).__name__
-        raise TransformError(
+        raise TransformValueError(
             f"{name} steps the env itself: attach it to an env, TransformedEnv(env, {name}(...))"
         )
     return parent
@@ -71,7 +71,7 @@ class NoopResetEnv(Transform):
         seed: seed of the generator (None: OS entropy).
 
     Raises:
-        ValueError: ``noops < 1``.
+        TransformValueError: ``noops < 1``.
 
     Example:
         >>> from rlbricks.envs.testing import CountingEnv
@@ -83,7 +83,7 @@ class NoopResetEnv(Transform):
 
     def __init__(self, noops: int = 30, random: bool = True, *, seed: int | None = None) -> None:
         if noops < 1:
-            raise ValueError(f"NoopResetEnv: noops must be >= 1, got {noops}")
+            raise TransformValueError(f"NoopResetEnv: noops must be >= 1, got {noops}")
         super().__init__()
         self.noops = noops
         self.random = random
@@ -110,7 +110,7 @@ class NoopResetEnv(Transform):
         if mask is not None and not bool(mask.all()):
             if not batch:
                 return tensordict_reset  # nothing was reset
-            raise TransformError(
+            raise TransformValueError(
                 "NoopResetEnv got a partial reset of a batched env, whose no-op steps would move "
                 "the other sub-envs too: put NoopResetEnv inside each sub-env, e.g. "
                 "ParallelEnv(n, lambda: TransformedEnv(make_env(), NoopResetEnv()))"
@@ -169,7 +169,7 @@ class FrameSkipTransform(Transform):
         frame_skip: how many times each action is applied (1: no change).
 
     Raises:
-        ValueError: ``frame_skip < 1``.
+        TransformValueError: ``frame_skip < 1``.
 
     Example:
         >>> import torch
@@ -183,7 +183,9 @@ class FrameSkipTransform(Transform):
 
     def __init__(self, frame_skip: int = 1) -> None:
         if frame_skip < 1:
-            raise ValueError(f"FrameSkipTransform: frame_skip must be >= 1, got {frame_skip}")
+            raise TransformValueError(
+                f"FrameSkipTransform: frame_skip must be >= 1, got {frame_skip}"
+            )
         super().__init__()
         self.frame_skip = frame_skip
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from rlbricks.transforms._errors import TransformValueError
+
 __all__ = ["episode_start", "fill_frames", "push_frame", "stack_frames_in_time"]
 
 
@@ -103,7 +105,7 @@ def stack_frames_in_time(
         before the episode start are the episode's first frame.
 
     Raises:
-        ValueError: ``dim`` is not negative, or the shapes do not fit.
+        TransformValueError: ``dim`` is not negative, or the shapes do not fit.
 
     Example:
         >>> import torch
@@ -117,22 +119,25 @@ def stack_frames_in_time(
         [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0], [10.0, 11.0], [11.0, 12.0]]
     """
     if dim >= 0:
-        raise ValueError(f"dim must be negative (counted from the end of the frame), got {dim}")
+        raise TransformValueError(
+            f"dim must be negative (counted from the end of the frame), got {dim}"
+        )
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise TransformValueError(f"n must be >= 1, got {n}")
     time_dim = done.ndim - 1
     if tuple(frames.shape[: done.ndim]) != tuple(done.shape):
-        raise ValueError(
+        raise TransformValueError(
             f"frames of shape {tuple(frames.shape)} do not start with the done shape "
             f"{tuple(done.shape)} (batch dims then time)"
         )
     if frames.ndim - done.ndim < -dim:
-        raise ValueError(
+        raise TransformValueError(
             f"dim={dim} is out of range for frames of shape {tuple(frames.shape[done.ndim :])}"
         )
     if next_frames is not None and next_frames.shape != frames.shape:
-        raise ValueError(
-            f"next frames have shape {tuple(next_frames.shape)}, frames {tuple(frames.shape)}"
+        raise TransformValueError(
+            f"next frames have shape {tuple(next_frames.shape)}, frames {tuple(frames.shape)}; "
+            "give both with the same shape"
         )
     start = episode_start(done)
     t = torch.arange(done.shape[-1], device=done.device)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rlbricks.transforms._errors import TransformValueError
+
 __all__ = [
     "GRAY_WEIGHTS",
     "center_crop",
@@ -24,7 +26,7 @@ GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
 
 def check_image(name: str, image: torch.Tensor, channels_last: bool = False) -> None:
-    """Raise ``ValueError`` unless ``image`` has at least 3 dims (``[*, C, H, W]``).
+    """Raise :class:`TransformValueError` unless ``image`` has at least 3 dims (``[*, C, H, W]``).
 
     Example:
         >>> import torch
@@ -32,7 +34,7 @@ def check_image(name: str, image: torch.Tensor, channels_last: bool = False) -> 
     """
     if image.ndim < 3:
         layout = "[*, H, W, C]" if channels_last else "[*, C, H, W]"
-        raise ValueError(
+        raise TransformValueError(
             f"{name} must be an image {layout} (at least 3 dims), got shape {tuple(image.shape)}"
         )
 
@@ -83,7 +85,7 @@ def resize(
     """
     check_image("image", image)
     if height < 1 or width < 1:
-        raise ValueError(f"resize: height and width must be >= 1, got {height} x {width}")
+        raise TransformValueError(f"resize: height and width must be >= 1, got {height} x {width}")
     flat, lead = _flat_images(image)
     work = flat if flat.is_floating_point() else flat.float()
     kwargs = {"align_corners": False} if interpolation in ("bilinear", "bicubic") else {}
@@ -111,7 +113,7 @@ def rgb_to_grayscale(image: torch.Tensor) -> torch.Tensor:
     """
     check_image("image", image)
     if image.shape[-3] != 3:
-        raise ValueError(
+        raise TransformValueError(
             f"rgb_to_grayscale needs 3 channels at dim -3, got shape {tuple(image.shape)}: "
             "convert [*, H, W, C] images with ToTensorImage first"
         )
@@ -138,7 +140,7 @@ def center_crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     check_image("image", image)
     h, w = image.shape[-2], image.shape[-1]
     if not (0 < height <= h and 0 < width <= w):
-        raise ValueError(
+        raise TransformValueError(
             f"center_crop: cannot cut {height} x {width} (height x width) out of {h} x {w} images"
         )
     top = (h - height) // 2

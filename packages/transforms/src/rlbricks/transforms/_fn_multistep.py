@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import torch
 
+from rlbricks.transforms._errors import TransformValueError
+
 __all__ = ["gather_time", "nstep_discounted_reward", "nstep_lookahead"]
 
 
 def _check_time_dim(name: str, value: torch.Tensor, time_dim: int) -> int:
     if value.ndim == 0:
-        raise ValueError(f"{name} must have a time dimension, got a scalar")
+        raise TransformValueError(f"{name} must have a time dimension, got a scalar")
     if not -value.ndim <= time_dim < value.ndim:
-        raise ValueError(
+        raise TransformValueError(
             f"time_dim={time_dim} is out of range for {name} of shape {tuple(value.shape)}"
         )
     return time_dim % value.ndim
@@ -45,7 +47,7 @@ def nstep_lookahead(done: torch.Tensor, n_steps: int) -> torch.Tensor:
         long ``[*B, T]``: ``k_t``, cut at the end of each episode and of the batch.
 
     Raises:
-        ValueError: ``n_steps < 1`` or ``done`` is a scalar.
+        TransformValueError: ``n_steps < 1`` or ``done`` is a scalar.
 
     Example:
         >>> import torch
@@ -54,7 +56,7 @@ def nstep_lookahead(done: torch.Tensor, n_steps: int) -> torch.Tensor:
         [2, 1, 3, 2, 1]
     """
     if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        raise TransformValueError(f"n_steps must be >= 1, got {n_steps}")
     _check_time_dim("done", done, -1)
     steps = done.shape[-1]
     t = torch.arange(steps, device=done.device)
@@ -78,7 +80,7 @@ def gather_time(value: torch.Tensor, index: torch.Tensor, time_dim: int) -> torc
         ``[*B, T, *F]`` with ``out[b, t] = value[b, index[b, t]]``.
 
     Raises:
-        ValueError: the leading dims of ``value`` are not ``index.shape``.
+        TransformValueError: the leading dims of ``value`` are not ``index.shape``.
 
     Example:
         >>> import torch
@@ -88,7 +90,7 @@ def gather_time(value: torch.Tensor, index: torch.Tensor, time_dim: int) -> torc
     """
     dim = _check_time_dim("value", value, time_dim)
     if tuple(value.shape[: dim + 1]) != tuple(index.shape):
-        raise ValueError(
+        raise TransformValueError(
             f"gather_time: index has shape {tuple(index.shape)}, expected the leading dims "
             f"{tuple(value.shape[: dim + 1])} of value (shape {tuple(value.shape)})"
         )
@@ -112,7 +114,7 @@ def nstep_discounted_reward(
         The discounted sums, shaped like ``reward``.
 
     Raises:
-        ValueError: the leading dims of ``reward`` are not ``lookahead.shape``.
+        TransformValueError: the leading dims of ``reward`` are not ``lookahead.shape``.
 
     Example:
         >>> import torch
@@ -123,7 +125,7 @@ def nstep_discounted_reward(
     """
     dim = _check_time_dim("reward", reward, time_dim)
     if tuple(reward.shape[: dim + 1]) != tuple(lookahead.shape):
-        raise ValueError(
+        raise TransformValueError(
             f"nstep_discounted_reward: lookahead has shape {tuple(lookahead.shape)}, expected the "
             f"leading dims {tuple(reward.shape[: dim + 1])} of reward (shape {tuple(reward.shape)})"
         )

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import torch
 
+from rlbricks.transforms._errors import TransformValueError
+
 __all__ = [
     "STATS_DTYPE",
     "mean_and_std",
@@ -68,7 +70,7 @@ def stats_views(
     """Views ``(count, sum, sumsq)`` into ``buffer``, each of shape ``shape``.
 
     Raises:
-        ValueError: the buffer's shape is not ``[3, *shape]``.
+        TransformValueError: the buffer's shape is not ``[3, *shape]``.
 
     Example:
         >>> import torch
@@ -77,7 +79,7 @@ def stats_views(
         ([0.0, 1.0], [2.0, 3.0], [4.0, 5.0])
     """
     if buffer.shape != stats_shape(shape):
-        raise ValueError(
+        raise TransformValueError(
             f"a statistics buffer for entries of shape {tuple(shape)} has shape "
             f"{tuple(stats_shape(shape))}, got {tuple(buffer.shape)}"
         )
@@ -101,7 +103,7 @@ def update_stats_(
             (None: exact statistics, as ``decay=1``).
 
     Raises:
-        ValueError: ``value`` does not end with ``shape``.
+        TransformValueError: ``value`` does not end with ``shape``.
 
     Example:
         >>> import torch
@@ -112,7 +114,7 @@ def update_stats_(
     """
     nd = len(shape)
     if tuple(value.shape[value.ndim - nd :]) != tuple(shape) or value.ndim < nd:
-        raise ValueError(
+        raise TransformValueError(
             f"samples of shape {tuple(value.shape)} do not end with the statistics' entry shape "
             f"{tuple(shape)}"
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 
 from rlbricks.tensordict import TensorDict
+from rlbricks.transforms._errors import TransformKeyError
+from rlbricks.transforms._errors import TransformValueError
 
 __all__ = ["TRAJ_KEY", "trajectory_ends"]
 
@@ -18,7 +20,7 @@ def _as_batch(value: torch.Tensor, td: TensorDict, key: object, owner: str) -> t
         return value
     if value.shape == (*batch, 1):
         return value.squeeze(-1)
-    raise ValueError(
+    raise TransformValueError(
         f"{owner}: {key!r} has shape {tuple(value.shape)}, expected {(*batch, 1)} for data of "
         f"batch size {tuple(batch)}"
     )
@@ -37,8 +39,8 @@ def trajectory_ends(td: TensorDict, owner: str, require_done: bool = True) -> to
             only trajectory ids, if any, cut the data).
 
     Raises:
-        ValueError: ``td`` has no batch dim, or the flags have the wrong shape.
-        KeyError: ``("next", "done")`` is missing and ``require_done``.
+        TransformValueError: ``td`` has no batch dim, or the flags have the wrong shape.
+        TransformKeyError: ``("next", "done")`` is missing and ``require_done``.
 
     Example:
         >>> import torch
@@ -49,14 +51,14 @@ def trajectory_ends(td: TensorDict, owner: str, require_done: bool = True) -> to
         [False, True, True, False]
     """
     if td.batch_dims == 0:
-        raise ValueError(
+        raise TransformValueError(
             f"{owner} on a plain TensorDict needs trajectories: batch size [*B, T] with time as "
             "the last dim (as collectors and rollouts produce), got a TensorDict without batch dims"
         )
     done = td.get(("next", "done"), None)
     if done is None:
         if require_done:
-            raise KeyError(
+            raise TransformKeyError(
                 f"{owner} needs ('next', 'done') to find the episode boundaries of the data; "
                 f"its keys are {list(td.keys(include_nested=True, leaves_only=True))}"
             )

@@ -19,7 +19,7 @@ from rlbricks.specs import Unbounded
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import KeysLike
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._fn_image import center_crop
 from rlbricks.transforms._fn_image import resize
 from rlbricks.transforms._fn_image import rgb_to_grayscale
@@ -57,7 +57,7 @@ def _image_spec(
         return Bounded(low, high, shape=shape, device=spec.device, dtype=out_dtype)
     if type(spec) is Unbounded:
         return Unbounded(shape=shape, device=spec.device, dtype=out_dtype)
-    raise TransformError(
+    raise TransformValueError(
         f"{owner}: cannot transform a {type(spec).__name__} spec as an image; only Bounded and "
         "Unbounded image entries are supported"
     )
@@ -71,7 +71,7 @@ class _ImageTransform(Transform):
 
     def _check_spec(self, spec: TensorSpec[Any]) -> torch.Size:
         if len(spec.shape) < 3:
-            raise TransformError(
+            raise TransformValueError(
                 f"{type(self).__name__}: expected an image spec (at least 3 dims), got shape "
                 f"{tuple(spec.shape)}"
             )
@@ -122,7 +122,7 @@ class ToTensorImage(_ImageTransform):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         if not dtype.is_floating_point:
-            raise ValueError(f"ToTensorImage: dtype must be floating, got {dtype}")
+            raise TransformValueError(f"ToTensorImage: dtype must be floating, got {dtype}")
         super().__init__(_pixel_keys(in_keys), out_keys)
         self.dtype = dtype
 
@@ -153,7 +153,7 @@ class Resize(_ImageTransform):
         out_keys: where the results go (default: in place).
 
     Raises:
-        ValueError: a size is not positive or the interpolation is unknown.
+        TransformValueError: a size is not positive or the interpolation is unknown.
 
     Example:
         >>> import torch
@@ -174,9 +174,9 @@ class Resize(_ImageTransform):
     ) -> None:
         h = w if h is None else h
         if w < 1 or h < 1:
-            raise ValueError(f"Resize: w and h must be positive, got w={w}, h={h}")
+            raise TransformValueError(f"Resize: w and h must be positive, got w={w}, h={h}")
         if interpolation not in _INTERPOLATIONS:
-            raise ValueError(
+            raise TransformValueError(
                 f"Resize: unknown interpolation {interpolation!r}; use one of {_INTERPOLATIONS}"
             )
         super().__init__(_pixel_keys(in_keys), out_keys)
@@ -226,7 +226,7 @@ class GrayScale(_ImageTransform):
     def _map_spec(self, spec: TensorSpec[Any]) -> TensorSpec[Any]:
         *lead, c, h, w = self._check_spec(spec)
         if c != 3:
-            raise TransformError(
+            raise TransformValueError(
                 f"GrayScale needs RGB images [*, 3, H, W], the spec has shape "
                 f"{tuple(spec.shape)}: put ToTensorImage first"
             )
@@ -243,7 +243,7 @@ class CenterCrop(_ImageTransform):
         out_keys: where the results go (default: in place).
 
     Raises:
-        ValueError: a size is not positive.
+        TransformValueError: a size is not positive.
 
     Example:
         >>> import torch
@@ -259,7 +259,7 @@ class CenterCrop(_ImageTransform):
     ) -> None:
         h = w if h is None else h
         if w < 1 or h < 1:
-            raise ValueError(f"CenterCrop: w and h must be positive, got w={w}, h={h}")
+            raise TransformValueError(f"CenterCrop: w and h must be positive, got w={w}, h={h}")
         super().__init__(_pixel_keys(in_keys), out_keys)
         self.w = w
         self.h = h
@@ -270,7 +270,7 @@ class CenterCrop(_ImageTransform):
     def _map_spec(self, spec: TensorSpec[Any]) -> TensorSpec[Any]:
         shape = self._check_spec(spec)
         if self.h > shape[-2] or self.w > shape[-1]:
-            raise TransformError(
+            raise TransformValueError(
                 f"CenterCrop: cannot cut {self.h} x {self.w} (h x w) out of images of shape "
                 f"{tuple(shape)}"
             )

@@ -17,7 +17,8 @@ from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import KeysLike
 from rlbricks.transforms._base import Transform
 from rlbricks.transforms._base import as_keys
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformKeyError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._spec_utils import DONE_KEYS
 from rlbricks.transforms._spec_utils import missing_key
 
@@ -29,7 +30,7 @@ _RESERVED = ("reward", *DONE_KEYS)
 def _check_not_reserved(owner: str, keys: list[NestedKey], what: str) -> None:
     for key in keys:
         if key in _RESERVED:
-            raise TransformError(
+            raise TransformValueError(
                 f"{owner}: {key!r} cannot be {what}: every env writes 'reward', 'done', "
                 "'terminated' and 'truncated' under these names"
             )
@@ -50,7 +51,7 @@ class RenameTransform(Transform):
         create_copy: keep the old entries too.
 
     Raises:
-        TransformError: a reserved key (reward, done flags, action) would be renamed.
+        TransformValueError: a reserved key (reward, done flags, action) would be renamed.
 
     Example:
         >>> import torch
@@ -71,12 +72,16 @@ class RenameTransform(Transform):
         create_copy: bool = False,
     ) -> None:
         if out_keys is None or (in_keys_inv is not None and out_keys_inv is None):
-            raise ValueError("RenameTransform: give the new names (out_keys, out_keys_inv)")
+            raise TransformValueError(
+                "RenameTransform: give the new names (out_keys, out_keys_inv)"
+            )
         super().__init__(in_keys, out_keys, in_keys_inv, out_keys_inv)
         name = type(self).__name__
         _check_not_reserved(name, [*self.in_keys, *self.out_keys], "renamed")
         if "action" in [*self.in_keys_inv, *self.out_keys_inv]:
-            raise TransformError(f"{name}: the action is always 'action' and cannot be renamed")
+            raise TransformValueError(
+                f"{name}: the action is always 'action' and cannot be renamed"
+            )
         self.create_copy = create_copy
 
     def _call(self, tensordict: TensorDict) -> TensorDict:
@@ -118,7 +123,7 @@ class RenameTransform(Transform):
         state = specs.state
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
             if in_key not in state:
-                raise TransformError(
+                raise TransformValueError(
                     f"{name}: {in_key!r} is not a state input of the env; its state inputs "
                     f"are {state.keys(include_nested=True, leaves_only=True)}"
                 )
@@ -163,7 +168,7 @@ class ExcludeTransform(Transform):
         *excluded_keys: the keys to drop.
 
     Raises:
-        TransformError: a key is reserved, or (on an env) not an output of the env.
+        TransformValueError: a key is reserved, or (on an env) not an output of the env.
 
     Example:
         >>> import torch
@@ -215,7 +220,7 @@ class SelectTransform(Transform):
         *selected_keys: the keys to keep.
 
     Raises:
-        TransformError: (on an env) a key is not an output of the env.
+        TransformValueError: (on an env) a key is not an output of the env.
 
     Example:
         >>> import torch
@@ -269,9 +274,9 @@ class CatTensors(Transform):
         del_keys: drop the ``in_keys`` entries.
 
     Raises:
-        ValueError: ``dim`` is not negative, or no ``in_keys`` are given.
-        KeyError: some ``in_keys`` are present in the data and others are not.
-        TransformError: (on an env) an entry is missing or the dtypes differ.
+        TransformValueError: ``dim`` is not negative, or no ``in_keys`` are given.
+        TransformKeyError: some ``in_keys`` are present in the data and others are not.
+        TransformValueError: (on an env) an entry is missing or the dtypes differ.
 
     Example:
         >>> import torch
@@ -293,9 +298,9 @@ class CatTensors(Transform):
         super().__init__(in_keys)
         name = type(self).__name__
         if not self.in_keys:
-            raise ValueError(f"{name}: give the in_keys to concatenate")
+            raise TransformValueError(f"{name}: give the in_keys to concatenate")
         if dim >= 0:
-            raise ValueError(
+            raise TransformValueError(
                 f"{name}: dim must be negative (counted from the last dim, whatever the batch "
                 f"dims), got {dim}"
             )
@@ -310,7 +315,7 @@ class CatTensors(Transform):
         if len(missing) == len(values):
             return tensordict
         if missing:
-            raise KeyError(
+            raise TransformKeyError(
                 f"CatTensors: entries {missing} are missing (present: "
                 f"{sorted(map(str, tensordict.keys(include_nested=True, leaves_only=True)))})"
             )
@@ -338,7 +343,7 @@ class CatTensors(Transform):
             parts.append(obs[key])
         dtypes = {p.dtype for p in parts}
         if len(dtypes) != 1:
-            raise TransformError(
+            raise TransformValueError(
                 f"{name}: the entries {self.in_keys} have different dtypes {sorted(map(str, dtypes))}"
                 ": cast them first (DTypeCastTransform)"
             )
@@ -352,7 +357,7 @@ class CatTensors(Transform):
         else:
             shape = _cat_shape([p.shape for p in parts], self.dim)
             if shape is None:
-                raise TransformError(
+                raise TransformValueError(
                     f"{name}: cannot concatenate {self.in_keys} along dim {self.dim}: their "
                     f"shapes {[tuple(p.shape) for p in parts]} differ elsewhere than along it"
                 )

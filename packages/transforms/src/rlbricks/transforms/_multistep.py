@@ -10,7 +10,8 @@ from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformKeyError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._fn_multistep import gather_time
 from rlbricks.transforms._fn_multistep import nstep_discounted_reward
 from rlbricks.transforms._fn_multistep import nstep_lookahead
@@ -53,7 +54,7 @@ class MultiStepTransform(Transform):
         reward_key: the reward entry under ``"next"``.
 
     Raises:
-        ValueError: ``n_steps < 1`` or ``gamma`` outside ``[0, 1]``.
+        TransformValueError: ``n_steps < 1`` or ``gamma`` outside ``[0, 1]``.
 
     Example:
         >>> import torch
@@ -74,9 +75,9 @@ class MultiStepTransform(Transform):
 
     def __init__(self, n_steps: int, gamma: float, reward_key: NestedKey = "reward") -> None:
         if n_steps < 1:
-            raise ValueError(f"MultiStepTransform: n_steps must be >= 1, got {n_steps}")
+            raise TransformValueError(f"MultiStepTransform: n_steps must be >= 1, got {n_steps}")
         if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"MultiStepTransform: gamma must be in [0, 1], got {gamma}")
+            raise TransformValueError(f"MultiStepTransform: gamma must be in [0, 1], got {gamma}")
         super().__init__()
         self.n_steps = n_steps
         self.gamma = gamma
@@ -96,7 +97,7 @@ class MultiStepTransform(Transform):
         """
         nxt = tensordict.get("next", None)
         if not isinstance(nxt, TensorDict):
-            raise KeyError(
+            raise TransformKeyError(
                 "MultiStepTransform needs the 'next' entries of stepped trajectories "
                 f"(keys: {list(tensordict.keys())})"
             )
@@ -108,7 +109,7 @@ class MultiStepTransform(Transform):
         index = t + lookahead - 1
         reward = nxt.get(self.reward_key, None)
         if reward is None:
-            raise KeyError(
+            raise TransformKeyError(
                 f"MultiStepTransform: no ('next', {self.reward_key!r}) entry; the 'next' keys "
                 f"are {list(nxt.keys(include_nested=True, leaves_only=True))}"
             )
@@ -124,13 +125,13 @@ class MultiStepTransform(Transform):
         return tensordict
 
     def _call(self, tensordict: TensorDict) -> TensorDict:
-        raise TransformError(_ENV_ERROR)
+        raise TransformValueError(_ENV_ERROR)
 
     def _reset(self, tensordict: TensorDict | None, tensordict_reset: TensorDict) -> TensorDict:
-        raise TransformError(_ENV_ERROR)
+        raise TransformValueError(_ENV_ERROR)
 
     def _step(self, tensordict: TensorDict, next_tensordict: TensorDict) -> TensorDict:
-        raise TransformError(_ENV_ERROR)
+        raise TransformValueError(_ENV_ERROR)
 
     def transform_env_specs(self, specs: EnvSpecs) -> EnvSpecs:
         """Always raises: the transform works on collected trajectories only.
@@ -144,7 +145,7 @@ class MultiStepTransform(Transform):
             ...     print("not on an env")
             not on an env
         """
-        raise TransformError(_ENV_ERROR)
+        raise TransformValueError(_ENV_ERROR)
 
     def extra_repr(self) -> str:
         """The settings shown by ``repr``."""

@@ -12,7 +12,7 @@ from rlbricks.tensordict import NestedKey
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import KeysLike
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._spec_utils import route_specs
 
 __all__ = ["ObservationNorm", "float_spec", "load_lazy_buffers"]
@@ -77,7 +77,7 @@ class ObservationNorm(Transform):
         eps: lower bound of the standard deviation estimated by :meth:`init_stats`.
 
     Raises:
-        ValueError: only one of ``loc`` and ``scale`` is given.
+        TransformValueError: only one of ``loc`` and ``scale`` is given.
 
     Example:
         >>> import torch
@@ -104,7 +104,7 @@ class ObservationNorm(Transform):
     ) -> None:
         super().__init__(in_keys if in_keys is not None else ["observation"], out_keys)
         if (loc is None) != (scale is None):
-            raise ValueError(
+            raise TransformValueError(
                 "ObservationNorm: give both loc and scale, or neither (then call init_stats)"
             )
         self.register_buffer("loc", _as_stat(loc))
@@ -126,7 +126,7 @@ class ObservationNorm(Transform):
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
         loc, scale = self.loc, self.scale
         if loc is None or scale is None:
-            raise TransformError(
+            raise TransformValueError(
                 "ObservationNorm has no loc and scale yet: give them to the constructor, or "
                 "call init_stats(num_iter) once the transform is attached to an env"
             )
@@ -175,9 +175,9 @@ class ObservationNorm(Transform):
             key: the entry to measure (default: the only ``in_key``).
 
         Raises:
-            TransformError: the transform is not attached to an env, or the
+            TransformValueError: the transform is not attached to an env, or the
                 statistics do not broadcast to the entry.
-            ValueError: ``key`` is needed (several ``in_keys``) or ``num_iter < 1``.
+            TransformValueError: ``key`` is needed (several ``in_keys``) or ``num_iter < 1``.
 
         Example:
             >>> import torch
@@ -189,17 +189,19 @@ class ObservationNorm(Transform):
             (tensor([-1.3416]), tensor([0.8944]))
         """
         if num_iter < 1:
-            raise ValueError(f"ObservationNorm.init_stats: num_iter must be >= 1, got {num_iter}")
+            raise TransformValueError(
+                f"ObservationNorm.init_stats: num_iter must be >= 1, got {num_iter}"
+            )
         if key is None:
             if len(self.in_keys) != 1:
-                raise ValueError(
+                raise TransformValueError(
                     f"ObservationNorm.init_stats: several in_keys {self.in_keys}: name the entry "
                     "to measure with key=..."
                 )
             key = self.in_keys[0]
         parent = self.parent
         if parent is None:
-            raise TransformError(
+            raise TransformValueError(
                 "ObservationNorm.init_stats needs the transform attached to an env: "
                 "TransformedEnv(env, ObservationNorm(...)), then call init_stats"
             )
@@ -218,7 +220,7 @@ class ObservationNorm(Transform):
         except RuntimeError:
             fits = False
         if not fits:
-            raise TransformError(
+            raise TransformValueError(
                 f"ObservationNorm.init_stats: statistics of shape {tuple(mean.shape)} (data "
                 f"{tuple(data.shape)} reduced over {reduce_dim}) do not broadcast to the "
                 f"entries of shape {tuple(entry_shape)}: fix reduce_dim / cat_dim"

@@ -13,7 +13,8 @@ from rlbricks.tensordict import TensorDict
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import KeysLike
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformKeyError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._spec_utils import bounded
 from rlbricks.transforms._spec_utils import missing_key
 from rlbricks.transforms._spec_utils import route_specs
@@ -24,7 +25,7 @@ __all__ = ["RewardClipping", "RewardScaling", "RewardSum"]
 def _as_float_tensor(value: Any, name: str, owner: str) -> torch.Tensor:
     t = torch.as_tensor(value, dtype=torch.get_default_dtype()).clone()
     if not torch.isfinite(t).all():
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+        raise TransformValueError(f"{owner}: {name} must be finite, got {value!r}")
     return t
 
 
@@ -43,7 +44,7 @@ class RewardScaling(Transform):
         standard_normal: subtract ``loc`` and divide by ``scale`` instead.
 
     Raises:
-        ValueError: ``scale`` is zero somewhere, or a value is not finite.
+        TransformValueError: ``scale`` is zero somewhere, or a value is not finite.
 
     Example:
         >>> import torch
@@ -71,7 +72,7 @@ class RewardScaling(Transform):
         name = type(self).__name__
         scale_t = _as_float_tensor(scale, "scale", name)
         if (scale_t == 0).any():
-            raise ValueError(f"{name}: scale must be non-zero, got {scale!r}")
+            raise TransformValueError(f"{name}: scale must be non-zero, got {scale!r}")
         self.register_buffer("loc", _as_float_tensor(loc, "loc", name))
         self.register_buffer("scale", scale_t)
         self.standard_normal = standard_normal
@@ -86,7 +87,7 @@ class RewardScaling(Transform):
             a, b = self._apply_transform(spec.low), self._apply_transform(spec.high)
             return bounded(spec, torch.minimum(a, b), torch.maximum(a, b))
         if spec.dtype is None or not spec.dtype.is_floating_point:
-            raise TransformError(
+            raise TransformValueError(
                 f"{type(self).__name__}: cannot scale an entry of dtype {spec.dtype}; cast it to "
                 "float first (DTypeCastTransform)"
             )
@@ -121,7 +122,7 @@ class RewardClipping(Transform):
         in_keys: the entries to clamp (default ``["reward"]``).
 
     Raises:
-        ValueError: ``clamp_min > clamp_max``, or both are None.
+        TransformValueError: ``clamp_min > clamp_max``, or both are None.
 
     Example:
         >>> import torch
@@ -141,9 +142,11 @@ class RewardClipping(Transform):
         super().__init__(in_keys if in_keys is not None else ["reward"])
         name = type(self).__name__
         if clamp_min is None and clamp_max is None:
-            raise ValueError(f"{name}: give clamp_min, clamp_max or both")
+            raise TransformValueError(f"{name}: give clamp_min, clamp_max or both")
         if clamp_min is not None and clamp_max is not None and clamp_min > clamp_max:
-            raise ValueError(f"{name}: clamp_min={clamp_min} is above clamp_max={clamp_max}")
+            raise TransformValueError(
+                f"{name}: clamp_min={clamp_min} is above clamp_max={clamp_max}"
+            )
         self.clamp_min = clamp_min
         self.clamp_max = clamp_max
 
@@ -222,7 +225,7 @@ class RewardSum(Transform):
         if out_keys is None:
             out_keys = ["episode_reward"] if in_keys == ["reward"] else None
         if out_keys is None:
-            raise ValueError(
+            raise TransformValueError(
                 "RewardSum: give out_keys (one per in_key) for in_keys other than reward"
             )
         super().__init__(in_keys, out_keys)
@@ -256,7 +259,7 @@ class RewardSum(Transform):
     def _reset(self, tensordict: TensorDict | None, tensordict_reset: TensorDict) -> TensorDict:
         for out_key in self.out_keys:
             if out_key not in self._zeros:
-                raise TransformError(
+                raise TransformValueError(
                     "RewardSum: the env specs were not built through this transform; attach it "
                     "with TransformedEnv"
                 )
@@ -287,19 +290,21 @@ class RewardSum(Transform):
         """
         nxt = tensordict.get("next", None)
         if not isinstance(nxt, TensorDict):
-            raise KeyError("RewardSum needs the ('next', 'reward') entries of stepped data")
+            raise TransformKeyError(
+                "RewardSum needs the ('next', 'reward') entries of stepped data"
+            )
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             reward = nxt.get(in_key)
             if out_key in tensordict.keys(include_nested=True):
                 nxt.set(out_key, tensordict.get(out_key) + reward)
                 continue
             if not tensordict.batch_size:
-                raise ValueError(
+                raise TransformValueError(
                     f"RewardSum on a TensorDict without batch dims needs the root {out_key!r}"
                 )
             done = nxt.get("done", None)
             if done is None:
-                raise KeyError(
+                raise TransformKeyError(
                     "RewardSum over trajectories needs ('next', 'done') to find the episode ends "
                     f"(or a root {out_key!r} entry, for single transitions)"
                 )

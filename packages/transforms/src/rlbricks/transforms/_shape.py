@@ -10,7 +10,7 @@ from rlbricks.specs import TensorSpec
 from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import KeysLike
 from rlbricks.transforms._base import Transform
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._spec_utils import reshape_spec
 from rlbricks.transforms._spec_utils import route_inverse_specs
 from rlbricks.transforms._spec_utils import route_specs
@@ -20,7 +20,7 @@ __all__ = ["FlattenObservation", "UnsqueezeTransform"]
 
 def _negative(owner: str, name: str, dim: int) -> int:
     if dim >= 0:
-        raise ValueError(
+        raise TransformValueError(
             f"{owner}: {name} must be negative (counted from the last dim, so that batch dims "
             f"do not matter), got {dim}"
         )
@@ -37,7 +37,7 @@ class FlattenObservation(Transform):
         out_keys: where the results go (None: in place).
 
     Raises:
-        ValueError: a dim is not negative, or ``first_dim > last_dim``.
+        TransformValueError: a dim is not negative, or ``first_dim > last_dim``.
 
     Example:
         >>> import torch
@@ -60,16 +60,18 @@ class FlattenObservation(Transform):
         self.first_dim = _negative(name, "first_dim", first_dim)
         self.last_dim = _negative(name, "last_dim", last_dim)
         if first_dim > last_dim:
-            raise ValueError(f"{name}: first_dim={first_dim} is after last_dim={last_dim}")
+            raise TransformValueError(
+                f"{name}: first_dim={first_dim} is after last_dim={last_dim}; swap them"
+            )
 
     def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
         return value.flatten(self.first_dim, self.last_dim)
 
     def _map_spec(self, spec: TensorSpec[Any]) -> TensorSpec[Any]:
         if spec.ndim < -self.first_dim:
-            raise TransformError(
+            raise TransformValueError(
                 f"{type(self).__name__}: cannot flatten dims {self.first_dim}..{self.last_dim} of "
-                f"an entry of shape {tuple(spec.shape)}"
+                f"an entry of shape {tuple(spec.shape)}; pick dims inside the entry's shape"
             )
         return reshape_spec(spec, self._apply_transform, type(self).__name__)
 
@@ -107,7 +109,7 @@ class UnsqueezeTransform(Transform):
         out_keys_inv: inputs the user writes with it (None: same as ``in_keys_inv``).
 
     Raises:
-        ValueError: ``dim`` is not negative.
+        TransformValueError: ``dim`` is not negative.
 
     Example:
         >>> import torch

@@ -16,7 +16,7 @@ from rlbricks.specs import TensorSpec
 from rlbricks.specs import Unbounded
 from rlbricks.tensordict import NestedKey
 from rlbricks.transforms._base import EnvSpecs
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformValueError
 
 __all__ = [
     "DONE_KEYS",
@@ -56,7 +56,7 @@ def cast_spec(spec: TensorSpec[Any], dtype: torch.dtype, owner: str) -> TensorSp
             device=spec.device,
             dtype=dtype,
         )
-    raise TransformError(
+    raise TransformValueError(
         f"{owner}: cannot cast a {type(spec).__name__} spec to {dtype}; only Unbounded and "
         "Bounded entries can be cast: restrict in_keys to those entries"
     )
@@ -96,16 +96,16 @@ def reshape_spec(
         return Categorical(spec.n, shape=shape, device=spec.device, dtype=spec.dtype)
     if type(spec) is Binary and shape[-1:] == spec.shape[-1:]:
         return Binary(spec.n, shape=shape, device=spec.device, dtype=spec.dtype)
-    raise TransformError(
+    raise TransformValueError(
         f"{owner}: cannot reshape a {type(spec).__name__} spec of shape {tuple(spec.shape)}; "
         "only Unbounded, Bounded and Categorical entries can change shape"
     )
 
 
-def missing_key(owner: str, key: NestedKey, specs: EnvSpecs) -> TransformError:
+def missing_key(owner: str, key: NestedKey, specs: EnvSpecs) -> TransformValueError:
     """The error for an ``in_key`` that no spec of the env holds, listing the keys that exist."""
     obs = specs.observation.keys(include_nested=True, leaves_only=True)
-    return TransformError(
+    return TransformValueError(
         f"{owner}: key {key!r} is not an output of the env; its outputs are "
         f"{[*obs, 'reward', *DONE_KEYS]}: fix in_keys"
     )
@@ -125,12 +125,12 @@ def route_specs(
     in place (the caller removes it when the transform does).
 
     Raises:
-        TransformError: an ``in_key`` is in no spec, or ``"reward"`` would be renamed.
+        TransformValueError: an ``in_key`` is in no spec, or ``"reward"`` would be renamed.
     """
     for in_key, out_key in zip(in_keys, out_keys):
         if in_key == "reward":
             if out_key != "reward":
-                raise TransformError(
+                raise TransformValueError(
                     f"{owner}: the reward cannot be written to another key ({out_key!r}): a "
                     "reset has no reward to fill it with; use out_keys=['reward']"
                 )
@@ -155,18 +155,21 @@ def route_inverse_specs(
     to the state spec.
 
     Raises:
-        TransformError: an ``in_key`` is not an input of the env, or the action
+        TransformValueError: an ``in_key`` is not an input of the env, or the action
             would be renamed.
     """
     for in_key, out_key in zip(in_keys_inv, out_keys_inv):
         if in_key == "action":
             if out_key != "action":
-                raise TransformError(f"{owner}: the action is always read from 'action'")
+                raise TransformValueError(
+                    f"{owner}: the action is always read from 'action', got out_key_inv "
+                    f"{out_key!r}: use out_keys_inv=['action']"
+                )
             specs.action = fn(specs.action)
         elif in_key in specs.state:
             specs.state[out_key] = fn(specs.state[in_key])
         else:
-            raise TransformError(
+            raise TransformValueError(
                 f"{owner}: {in_key!r} is not an input of the env; its inputs are "
                 f"{['action', *specs.state.keys(include_nested=True, leaves_only=True)]}"
             )

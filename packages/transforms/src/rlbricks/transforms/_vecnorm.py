@@ -20,7 +20,7 @@ from rlbricks.transforms._base import EnvSpecs
 from rlbricks.transforms._base import KeysLike
 from rlbricks.transforms._base import Transform
 from rlbricks.transforms._compose import Compose
-from rlbricks.transforms._errors import TransformError
+from rlbricks.transforms._errors import TransformValueError
 from rlbricks.transforms._fn_running_stats import mean_and_std
 from rlbricks.transforms._fn_running_stats import new_stats_buffer
 from rlbricks.transforms._fn_running_stats import stats_views
@@ -85,7 +85,7 @@ class VecNorm(Transform):
             first data).
 
     Raises:
-        ValueError: ``decay`` or ``eps`` is out of range, or ``shapes`` names
+        TransformValueError: ``decay`` or ``eps`` is out of range, or ``shapes`` names
             keys that are not ``in_keys``.
 
     Example:
@@ -112,9 +112,9 @@ class VecNorm(Transform):
     ) -> None:
         super().__init__(in_keys if in_keys is not None else ["observation"], out_keys)
         if decay is not None and not 0.0 < decay <= 1.0:
-            raise ValueError(f"VecNorm: decay must be in (0, 1] or None, got {decay}")
+            raise TransformValueError(f"VecNorm: decay must be in (0, 1] or None, got {decay}")
         if eps <= 0.0:
-            raise ValueError(f"VecNorm: eps must be positive, got {eps}")
+            raise TransformValueError(f"VecNorm: eps must be positive, got {eps}")
         self.decay = decay
         self.eps = eps
         self._names = [f"stats_{i}" for i in range(len(self.in_keys))]
@@ -134,7 +134,7 @@ class VecNorm(Transform):
         try:
             return self.in_keys.index(key)
         except ValueError:
-            raise ValueError(
+            raise TransformValueError(
                 f"VecNorm: {what} names {key!r}, which is not an in_key; in_keys are {self.in_keys}"
             ) from None
 
@@ -145,9 +145,10 @@ class VecNorm(Transform):
         buf = self._buffer(index)
         if buf is not None:
             if tuple(buf.shape[1:]) != tuple(shape):
-                raise TransformError(
+                raise TransformValueError(
                     f"VecNorm: entry {self.in_keys[index]!r} has shape {tuple(shape)} but its "
-                    f"statistics were made for shape {tuple(buf.shape[1:])}"
+                    f"statistics were made for shape {tuple(buf.shape[1:])}; build a new VecNorm for "
+                    "entries of the new shape"
                 )
             return buf
         if os.getpid() != self._owner_pid:
@@ -267,7 +268,7 @@ class VecNorm(Transform):
             >>> out["obs"].squeeze(-1).tolist(), out["next", "obs"].squeeze(-1).tolist()
             ([-3.0, -1.0], [-1.0, 1.0])
         """
-        nxt = tensordict._tensordict.get("next")
+        nxt = tensordict.entries.get("next")
         if isinstance(nxt, TensorDict):
             self._process(nxt)
             return self._process(tensordict, update=False)
@@ -285,8 +286,8 @@ class VecNorm(Transform):
             key: the entry (default: the only ``in_key``).
 
         Raises:
-            ValueError: ``key`` is not an ``in_key`` or is needed.
-            TransformError: no data has been seen yet and no shape was given.
+            TransformValueError: ``key`` is not an ``in_key`` or is needed.
+            TransformValueError: no data has been seen yet and no shape was given.
 
         Example:
             >>> from rlbricks.transforms import VecNorm
@@ -295,13 +296,15 @@ class VecNorm(Transform):
         """
         if key is None:
             if len(self.in_keys) != 1:
-                raise ValueError(f"VecNorm.stats: several in_keys {self.in_keys}: give key=...")
+                raise TransformValueError(
+                    f"VecNorm.stats: several in_keys {self.in_keys}: give key=..."
+                )
             index = 0
         else:
             index = self._index(unravel_key(key), "stats")
         buf = self._buffer(index)
         if buf is None:
-            raise TransformError(
+            raise TransformValueError(
                 f"VecNorm has no statistics for {self.in_keys[index]!r} yet: attach it to an "
                 "env, run data through it, or give shapes=..."
             )

@@ -16,6 +16,8 @@ from rlbricks.objectives.value import functional
 from rlbricks.objectives.value._base import ValueEstimatorBase
 from rlbricks.objectives.value._errors import ValueEstimatorError
 from rlbricks.objectives.value._errors import ValueEstimatorKeyError
+from rlbricks.objectives.value._errors import ValueEstimatorTypeError
+from rlbricks.objectives.value._errors import ValueEstimatorValueError
 from rlbricks.objectives.value._estimators import GAE
 from rlbricks.objectives.value._estimators import TD0Estimator
 from rlbricks.objectives.value._estimators import TD1Estimator
@@ -34,6 +36,8 @@ __all__ = [
     "VTrace",
     "make_value_estimator",
     "ValueEstimatorError",
+    "ValueEstimatorValueError",
     "ValueEstimatorKeyError",
+    "ValueEstimatorTypeError",
     "functional",
 ]

@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 from torch import nn
 
-from rlbricks.objectives.value._errors import ValueEstimatorError
 from rlbricks.objectives.value._errors import ValueEstimatorKeyError
+from rlbricks.objectives.value._errors import ValueEstimatorValueError
 from rlbricks.objectives.value._errors import missing_key_error
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
@@ -48,11 +48,11 @@ def check_factor_value(owner: str, name: str, value: Any, low: float, high: floa
     if isinstance(value, Tensor):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueEstimatorError(
+        raise ValueEstimatorValueError(
             f"{owner}: {name} must be a number or a tensor, got {type(value).__name__}"
         )
     if not low <= value <= high:
-        raise ValueEstimatorError(f"{owner}: {name}={value} is outside [{low}, {high}]")
+        raise ValueEstimatorValueError(f"{owner}: {name}={value} is outside [{low}, {high}]")
     return float(value)
 
 
@@ -86,7 +86,7 @@ class ValueEstimatorBase(nn.Module):
             of calling ``value_network``.
 
     Raises:
-        ValueEstimatorError: ``value_network`` is not callable.
+        ValueEstimatorValueError: ``value_network`` is not callable.
 
     Example:
         >>> import torch
@@ -123,7 +123,7 @@ class ValueEstimatorBase(nn.Module):
     ) -> None:
         super().__init__()
         if value_network is not None and not callable(value_network):
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"{type(self).__name__}: value_network must be a callable TensorDict -> "
                 f"TensorDict (e.g. a ValueOperator) or None, got {type(value_network).__name__}"
             )
@@ -157,7 +157,7 @@ class ValueEstimatorBase(nn.Module):
                 ``"next"``; ``value`` is read at the root and under ``"next"``.
 
         Raises:
-            ValueEstimatorError: a role is unknown, or a key is malformed.
+            ValueEstimatorValueError: a role is unknown, or a key is malformed.
 
         Example:
             >>> from rlbricks.objectives import GAE
@@ -168,14 +168,14 @@ class ValueEstimatorBase(nn.Module):
         """
         for role, key in keys.items():
             if role not in self._keys:
-                raise ValueEstimatorError(
+                raise ValueEstimatorValueError(
                     f"{type(self).__name__}.set_keys: unknown role {role!r}; the roles are "
                     f"{sorted(self._keys)}"
                 )
             try:
                 self._keys[role] = unravel_key(key)
             except TypeError as err:
-                raise ValueEstimatorError(
+                raise ValueEstimatorValueError(
                     f"{type(self).__name__}.set_keys({role}=...): {err}"
                 ) from None
         return self
@@ -235,7 +235,7 @@ class ValueEstimatorBase(nn.Module):
     def _next(self, tensordict: TensorDict) -> TensorDict:
         next_td = self._read(tensordict, "next")
         if not isinstance(next_td, TensorDict):
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"{type(self).__name__}: 'next' must hold a TensorDict of the next step "
                 f"(reward, done, terminated, observation), got {type(next_td).__name__}"
             )
@@ -261,19 +261,19 @@ class ValueEstimatorBase(nn.Module):
         elif isinstance(network, nn.Module):
             out = torch.func.functional_call(network, dict(params), (tensordict,))
         else:
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"{type(self).__name__}: params= needs value_network to be an nn.Module, got "
                 f"{type(network).__name__}"
             )
         if not isinstance(out, TensorDict):
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"{type(self).__name__}: value_network must return the TensorDict it wrote "
                 f"{key!r} into, got {type(out).__name__}"
             )
         value = out.get(key, None)
         if value is None:
             available = list(out.keys(include_nested=True, leaves_only=True))
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"{type(self).__name__}: value_network did not write {key!r} (it wrote "
                 f"{available}); match its out_keys with set_keys(value=...)"
             )
@@ -290,7 +290,7 @@ class ValueEstimatorBase(nn.Module):
     ) -> Batch:
         """Values, rewards and flags, shaped alike, and the time dim."""
         if tensordict.batch_dims < 1:
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"{type(self).__name__} needs a TensorDict with a time dimension: batch_size "
                 f"[*batch, T] with time last (as collectors yield), got batch_size "
                 f"{tuple(tensordict.batch_size)}; for a single step use td.unsqueeze(-1)"
@@ -320,7 +320,7 @@ class ValueEstimatorBase(nn.Module):
         first_key = named[0][0]
         for (key, _), tensor in zip(named, tensors):
             if tensor.shape != tensors[0].shape:
-                raise ValueEstimatorError(
+                raise ValueEstimatorValueError(
                     f"{type(self).__name__}: {key!r} has shape {tuple(tensor.shape)} but "
                     f"{first_key!r} has shape {tuple(tensors[0].shape)}; with batch_size "
                     f"{tuple(batch)} both must be {tuple(batch)} or [*batch_size, F] alike"
@@ -367,7 +367,7 @@ class ValueEstimatorBase(nn.Module):
         Raises:
             ValueEstimatorKeyError: an entry is missing (the message lists the
                 available keys).
-            ValueEstimatorError: the shapes disagree, or the TensorDict has no
+            ValueEstimatorValueError: the shapes disagree, or the TensorDict has no
                 batch dim.
 
         Example:
@@ -415,7 +415,7 @@ class ValueEstimatorBase(nn.Module):
 
         Raises:
             ValueEstimatorKeyError: an entry is missing.
-            ValueEstimatorError: the shapes disagree.
+            ValueEstimatorValueError: the shapes disagree.
 
         Example:
             >>> import torch

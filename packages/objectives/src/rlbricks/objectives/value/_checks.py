@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rlbricks.objectives.value._errors import ValueEstimatorError
+from rlbricks.objectives.value._errors import ValueEstimatorValueError
 
 __all__ = [
     "as_mask",
@@ -25,13 +25,13 @@ def check_data(fn: str, **tensors: Any) -> torch.Size:
     shape = torch.Size()
     for name, value in tensors.items():
         if not isinstance(value, Tensor):
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"{fn}: {name} must be a torch.Tensor, got {type(value).__name__}"
             )
         if not first_name:
             first_name, shape = name, value.shape
         elif value.shape != shape:
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"{fn}: {name} has shape {tuple(value.shape)} but {first_name} has shape "
                 f"{tuple(shape)}; every data tensor must have the same shape"
             )
@@ -42,7 +42,7 @@ def check_floating(fn: str, **tensors: Tensor) -> None:
     """Check that value-like tensors hold floating-point numbers."""
     for name, value in tensors.items():
         if not value.is_floating_point():
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"{fn}: {name} must be a floating-point tensor, got {value.dtype}; "
                 f"convert it with .float()"
             )
@@ -53,7 +53,7 @@ def time_dim_index(fn: str, time_dim: int, shape: torch.Size) -> int:
     ndim = len(shape)
     index = time_dim + ndim if time_dim < 0 else time_dim
     if not 0 <= index < ndim:
-        raise ValueEstimatorError(
+        raise ValueEstimatorValueError(
             f"{fn}: time_dim={time_dim} is out of range for tensors of shape {tuple(shape)}; "
             f"the default time_dim=-2 expects [*batch, T, 1] inputs: pass time_dim=-1 for "
             f"[*batch, T] inputs"
@@ -69,12 +69,12 @@ def check_factor(fn: str, name: str, value: Any, shape: torch.Size) -> None:
         except RuntimeError:
             broadcast = None
         if broadcast != shape:
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"{fn}: {name} has shape {tuple(value.shape)}, which does not broadcast to "
                 f"the data shape {tuple(shape)}; give a number or a tensor broadcastable to it"
             )
     elif not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ValueEstimatorError(
+        raise ValueEstimatorValueError(
             f"{fn}: {name} must be a number or a tensor, got {type(value).__name__}"
         )
 

@@ -14,7 +14,7 @@ from rlbricks.objectives.value._base import Batch
 from rlbricks.objectives.value._base import ValueEstimatorBase
 from rlbricks.objectives.value._base import ValueNetwork
 from rlbricks.objectives.value._base import check_factor_value
-from rlbricks.objectives.value._errors import ValueEstimatorError
+from rlbricks.objectives.value._errors import ValueEstimatorValueError
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 
@@ -68,7 +68,7 @@ class TD0Estimator(_Discounted):
         skip_existing: reuse values already present in the TensorDict.
 
     Raises:
-        ValueEstimatorError: ``gamma`` is not in ``[0, 1]``.
+        ValueEstimatorValueError: ``gamma`` is not in ``[0, 1]``.
 
     Example:
         >>> import torch
@@ -107,7 +107,7 @@ class TD1Estimator(_Discounted):
         skip_existing: reuse values already present in the TensorDict.
 
     Raises:
-        ValueEstimatorError: ``gamma`` is not in ``[0, 1]``.
+        ValueEstimatorValueError: ``gamma`` is not in ``[0, 1]``.
 
     Example:
         >>> import torch
@@ -148,7 +148,7 @@ class TDLambdaEstimator(_Discounted):
         skip_existing: reuse values already present in the TensorDict.
 
     Raises:
-        ValueEstimatorError: ``gamma`` or ``lmbda`` is not in ``[0, 1]``.
+        ValueEstimatorValueError: ``gamma`` or ``lmbda`` is not in ``[0, 1]``.
 
     Example:
         >>> import torch
@@ -214,7 +214,7 @@ class GAE(_Discounted):
         skip_existing: reuse values already present in the TensorDict.
 
     Raises:
-        ValueEstimatorError: ``gamma`` or ``lmbda`` is not in ``[0, 1]``.
+        ValueEstimatorValueError: ``gamma`` or ``lmbda`` is not in ``[0, 1]``.
 
     Example:
         >>> import torch
@@ -301,7 +301,7 @@ class VTrace(_Discounted):
         skip_existing: reuse values already present in the TensorDict.
 
     Raises:
-        ValueEstimatorError: ``gamma`` is not in ``[0, 1]``, a threshold is not
+        ValueEstimatorValueError: ``gamma`` is not in ``[0, 1]``, a threshold is not
             positive, or ``actor_network`` has no ``get_dist``.
 
     Example:
@@ -340,7 +340,7 @@ class VTrace(_Discounted):
             gamma, value_network, differentiable=differentiable, skip_existing=skip_existing
         )
         if actor_network is not None and not callable(getattr(actor_network, "get_dist", None)):
-            raise ValueEstimatorError(
+            raise ValueEstimatorValueError(
                 f"VTrace: actor_network must have a get_dist(tensordict) method (e.g. a "
                 f"ProbabilisticActor), got {type(actor_network).__name__}; or pass None and "
                 f"write the current policy's log-prob under the 'log_prob' key"
@@ -349,7 +349,7 @@ class VTrace(_Discounted):
         for name, value in (("rho_thresh", rho_thresh), ("c_thresh", c_thresh)):
             value = check_factor_value("VTrace", name, value, 0.0, float("inf"))
             if not isinstance(value, Tensor) and value <= 0:
-                raise ValueEstimatorError(f"VTrace: {name}={value} must be positive")
+                raise ValueEstimatorValueError(f"VTrace: {name}={value} must be positive")
             if isinstance(value, Tensor):
                 self.register_buffer(name, value)
             else:

@@ -7,7 +7,8 @@ import inspect
 from typing import Any
 
 from rlbricks.objectives.value._base import ValueEstimatorBase
-from rlbricks.objectives.value._errors import ValueEstimatorError
+from rlbricks.objectives.value._errors import ValueEstimatorTypeError
+from rlbricks.objectives.value._errors import ValueEstimatorValueError
 from rlbricks.objectives.value._estimators import GAE
 from rlbricks.objectives.value._estimators import TD0Estimator
 from rlbricks.objectives.value._estimators import TD1Estimator
@@ -40,7 +41,7 @@ class ValueEstimators(enum.Enum):
         """The member named by ``value_type``: a member, a name or a value, any case.
 
         Raises:
-            ValueEstimatorError: no member matches; the message lists them.
+            ValueEstimatorValueError: no member matches; the message lists them.
 
         Example:
             >>> from rlbricks.objectives import ValueEstimators
@@ -55,7 +56,7 @@ class ValueEstimators(enum.Enum):
                 if wanted in (member.name.lower(), member.value):
                     return member
         names = [m.name for m in cls]
-        raise ValueEstimatorError(
+        raise ValueEstimatorValueError(
             f"unknown value estimator {value_type!r}; choose one of {names} "
             f"(a ValueEstimators member, its name or its value)"
         )
@@ -82,8 +83,8 @@ def make_value_estimator(value_type: ValueEstimators | str, **kwargs: Any) -> Va
         The estimator module.
 
     Raises:
-        ValueEstimatorError: ``value_type`` is unknown.
-        TypeError: an argument is missing or not accepted; the message lists
+        ValueEstimatorValueError: ``value_type`` is unknown.
+        ValueEstimatorTypeError: an argument is missing or not accepted; the message lists
             the estimator's parameters.
 
     Example:
@@ -96,7 +97,7 @@ def make_value_estimator(value_type: ValueEstimators | str, **kwargs: Any) -> Va
     try:
         signature.bind(**kwargs)
     except TypeError as err:
-        raise TypeError(
+        raise ValueEstimatorTypeError(
             f"make_value_estimator({value_type!r}): {err}; {cls.__name__} takes "
             f"{list(signature.parameters)}"
         ) from None

@@ -104,7 +104,7 @@ def generalized_advantage_estimate(
         ``(advantage, value_target)``, each with the shape of ``reward``.
 
     Raises:
-        ValueEstimatorError: the shapes differ, ``time_dim`` is out of range, or
+        ValueEstimatorValueError: the shapes differ, ``time_dim`` is out of range, or
             a factor does not broadcast to the data.
 
     Example:
@@ -157,7 +157,7 @@ def td0_return_estimate(
         The return, with the shape of ``reward``.
 
     Raises:
-        ValueEstimatorError: the shapes differ.
+        ValueEstimatorValueError: the shapes differ.
 
     Example:
         >>> import torch
@@ -194,7 +194,7 @@ def td0_advantage_estimate(
         The advantage, with the shape of ``reward``.
 
     Raises:
-        ValueEstimatorError: the shapes differ.
+        ValueEstimatorValueError: the shapes differ.
 
     Example:
         >>> import torch
@@ -241,7 +241,7 @@ def td_lambda_return_estimate(
         The return, with the shape of ``reward``.
 
     Raises:
-        ValueEstimatorError: the shapes differ, ``time_dim`` is out of range, or
+        ValueEstimatorValueError: the shapes differ, ``time_dim`` is out of range, or
             a factor does not broadcast to the data.
 
     Example:
@@ -313,7 +313,7 @@ def td_lambda_advantage_estimate(
         The advantage, with the shape of ``reward``.
 
     Raises:
-        ValueEstimatorError: as :func:`td_lambda_return_estimate`.
+        ValueEstimatorValueError: as :func:`td_lambda_return_estimate`.
 
     Example:
         >>> import torch
@@ -358,7 +358,7 @@ def td1_return_estimate(
         The return, with the shape of ``reward``.
 
     Raises:
-        ValueEstimatorError: as :func:`td_lambda_return_estimate`.
+        ValueEstimatorValueError: as :func:`td_lambda_return_estimate`.
 
     Example:
         >>> import torch
@@ -398,7 +398,7 @@ def td1_advantage_estimate(
         The advantage, with the shape of ``reward``.
 
     Raises:
-        ValueEstimatorError: as :func:`td_lambda_return_estimate`.
+        ValueEstimatorValueError: as :func:`td_lambda_return_estimate`.
 
     Example:
         >>> import torch
@@ -462,7 +462,7 @@ def vtrace_advantage_estimate(
         shape of ``reward``.
 
     Raises:
-        ValueEstimatorError: the shapes differ, ``time_dim`` is out of range, or
+        ValueEstimatorValueError: the shapes differ, ``time_dim`` is out of range, or
             a factor does not broadcast to the data.
 
     Example:
@@ -537,7 +537,7 @@ def discounted_cumsum(
         ``y``, with the shape of ``x``.
 
     Raises:
-        ValueEstimatorError: the shapes differ, ``time_dim`` is out of range, or
+        ValueEstimatorValueError: the shapes differ, ``time_dim`` is out of range, or
             ``gamma`` does not broadcast to the data.
 
     Example:
