@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -16,10 +17,91 @@ from rlbricks.envs import EnvBase
 from rlbricks.modules import ExplorationType
 from rlbricks.tensordict import TensorDict
 
-__all__ = ["DataCollectorBase", "EnvFactory", "PolicyLike", "frames_layout", "make_env"]
+__all__ = [
+    "CollectorOptions",
+    "DataCollectorBase",
+    "DeviceLike",
+    "EnvFactory",
+    "PolicyLike",
+    "frames_layout",
+    "make_env",
+]
 
 EnvFactory = EnvBase | Callable[[], EnvBase]
 PolicyLike = Callable[[TensorDict], TensorDict]
+DeviceLike = torch.device | str | int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectorOptions:
+    """The options every collector takes, checked in one place.
+
+    ``SyncDataCollector`` and the multiprocess collectors keep their explicit
+    keyword arguments (the documented API) and bundle them here: one set of
+    checks, one place that stores them on the collector
+    (:meth:`DataCollectorBase._apply_options`), and the per-worker options of a
+    multiprocess collector derived with :meth:`for_worker`.
+
+    Example:
+        >>> from rlbricks.collectors._base import CollectorOptions
+        >>> options = CollectorOptions(frames_per_batch=100, init_random_frames=50)
+        >>> options.check("collector")
+        >>> options.for_worker(4, frames_per_batch=25)["init_random_frames"]
+        13
+    """
+
+    frames_per_batch: int
+    total_frames: int = -1
+    init_random_frames: int = 0
+    max_frames_per_traj: int | None = None
+    reset_at_each_iter: bool = False
+    split_trajs: bool = False
+    exploration_type: ExplorationType = ExplorationType.RANDOM
+    device: DeviceLike = None
+    env_device: DeviceLike = None
+    policy_device: DeviceLike = None
+    storing_device: DeviceLike = None
+    postproc: Callable[[TensorDict], TensorDict] | None = None
+    replay_buffer: Any = None
+    validate_actions: bool | None = None
+
+    def check(self, owner: str) -> None:
+        """Refuse values no collector can run with (the message names ``owner`` and the fix)."""
+        if isinstance(self.frames_per_batch, bool) or self.frames_per_batch < 1:
+            raise CollectorRuntimeError(
+                f"{owner}: frames_per_batch must be >= 1, got {self.frames_per_batch}"
+            )
+        if self.max_frames_per_traj is not None and self.max_frames_per_traj < 1:
+            raise CollectorRuntimeError(
+                f"{owner}: max_frames_per_traj must be >= 1 or None, "
+                f"got {self.max_frames_per_traj!r}"
+            )
+        if self.replay_buffer is not None and self.split_trajs:
+            raise CollectorRuntimeError(
+                f"{owner}: split_trajs=True cannot be used with a replay_buffer; leave "
+                "split_trajs False and cut trajectories when sampling (e.g. with a SliceSampler)"
+            )
+
+    def for_worker(self, workers: int, frames_per_batch: int) -> dict[str, Any]:
+        """The keyword arguments of the ``SyncDataCollector`` inside each of ``workers`` processes.
+
+        Each worker collects ``frames_per_batch`` frames a batch and uses random
+        actions for its share ``ceil(init_random_frames / workers)``; it stores
+        into CPU shared memory and leaves post-processing, trajectory splitting
+        and the replay buffer to the parent.
+        """
+        return {
+            "frames_per_batch": frames_per_batch,
+            "init_random_frames": math.ceil(self.init_random_frames / workers),
+            "max_frames_per_traj": self.max_frames_per_traj,
+            "reset_at_each_iter": self.reset_at_each_iter,
+            "exploration_type": self.exploration_type,
+            "env_device": self.env_device,
+            "policy_device": self.policy_device if self.policy_device is not None else self.device,
+            "storing_device": "cpu",  # the shared batches live in CPU shared memory
+            "return_same_td": True,
+            "validate_actions": self.validate_actions,
+        }
 
 
 def make_env(create_env_fn: Any, owner: str) -> tuple[EnvBase, bool]:
@@ -135,6 +217,18 @@ class DataCollectorBase(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+    def _apply_options(self, options: CollectorOptions) -> None:
+        """Store the options every collector keeps as attributes (after ``options.check``)."""
+        self.requested_frames_per_batch = options.frames_per_batch
+        self.total_frames = options.total_frames
+        self.init_random_frames = options.init_random_frames
+        self.max_frames_per_traj = options.max_frames_per_traj
+        self.reset_at_each_iter = options.reset_at_each_iter
+        self.split_trajs = options.split_trajs
+        self.exploration_type = options.exploration_type
+        self.postproc = options.postproc
+        self.replay_buffer = options.replay_buffer
 
     def _base_state(self) -> dict[str, Any]:
         return {"frames": self._frames, "iter": self._iter, "rng": torch.get_rng_state()}

@@ -13,11 +13,12 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from rlbricks.collectors._base import CollectorOptions
 from rlbricks.collectors._base import DataCollectorBase
+from rlbricks.collectors._base import DeviceLike
 from rlbricks.collectors._base import PolicyLike
 from rlbricks.collectors._errors import CollectorRuntimeError
 from rlbricks.collectors._shared import SharedWeights
-from rlbricks.collectors._sync import DeviceLike
 from rlbricks.collectors._worker import WorkerPool
 from rlbricks.envs import EnvBase
 from rlbricks.modules import ExplorationType
@@ -71,26 +72,32 @@ class _MultiCollector(DataCollectorBase):
         validate_actions: bool | None = None,
     ) -> None:
         name = type(self).__name__
-        fns = self._check_args(create_env_fns, frames_per_batch, max_frames_per_traj, num_threads)
+        options = CollectorOptions(
+            frames_per_batch=frames_per_batch,
+            total_frames=total_frames,
+            init_random_frames=init_random_frames,
+            max_frames_per_traj=max_frames_per_traj,
+            reset_at_each_iter=reset_at_each_iter,
+            split_trajs=split_trajs,
+            exploration_type=exploration_type,
+            device=device,
+            env_device=env_device,
+            policy_device=policy_device,
+            storing_device=storing_device,
+            postproc=postproc,
+            replay_buffer=replay_buffer,
+            validate_actions=validate_actions,
+        )
+        options.check(name)
+        fns = self._check_args(create_env_fns, num_threads)
         for arg, value in (("timeout", timeout), ("start_timeout", start_timeout)):
             if value is not None and not value > 0:
                 raise CollectorRuntimeError(
                     f"{name}: {arg} must be a positive number of seconds or None, got {value}"
                 )
-        if replay_buffer is not None and split_trajs:
-            raise CollectorRuntimeError(
-                f"{name}: split_trajs=True cannot be used with a replay_buffer; leave split_trajs "
-                "False and cut trajectories when sampling (e.g. with a SliceSampler)"
-            )
         n = len(fns)
         self.num_workers = n
-        self.requested_frames_per_batch = frames_per_batch
-        self.total_frames = total_frames
-        self.init_random_frames = init_random_frames
-        self.split_trajs = split_trajs
-        self.exploration_type = exploration_type
-        self.postproc = postproc
-        self.replay_buffer = replay_buffer
+        self._apply_options(options)
         store = storing_device if storing_device is not None else device
         self.storing_device = None if store is None else torch.device(store)
         self.policy = policy
@@ -98,18 +105,7 @@ class _MultiCollector(DataCollectorBase):
         self._weights = SharedWeights(policy, name)
         self._weights_version = 0
         worker_frames = math.ceil(frames_per_batch / n) if self._worker_share else frames_per_batch
-        kwargs = {
-            "frames_per_batch": worker_frames,
-            "init_random_frames": math.ceil(init_random_frames / n),
-            "max_frames_per_traj": max_frames_per_traj,
-            "reset_at_each_iter": reset_at_each_iter,
-            "exploration_type": exploration_type,
-            "env_device": env_device,
-            "policy_device": policy_device if policy_device is not None else device,
-            "storing_device": "cpu",  # the shared batches live in CPU shared memory
-            "return_same_td": True,
-            "validate_actions": validate_actions,
-        }
+        kwargs = options.for_worker(n, worker_frames)
         base_seed = int(torch.randint(2**62, ()))  # distinct worker RNGs, reproducible
         args = [
             (fn, self._weights.worker_policy, kwargs, base_seed + i, num_threads)
@@ -134,8 +130,6 @@ class _MultiCollector(DataCollectorBase):
     def _check_args(
         self,
         create_env_fns: Sequence[WorkerEnvFn],
-        frames_per_batch: int,
-        max_frames_per_traj: int | None,
         num_threads: int,
     ) -> list[WorkerEnvFn]:
         name = type(self).__name__
@@ -156,14 +150,6 @@ class _MultiCollector(DataCollectorBase):
                     "its own env, so give a callable that returns one (the env class, a "
                     "module-level function or a functools.partial)"
                 )
-        if frames_per_batch < 1:
-            raise CollectorRuntimeError(
-                f"{name}: frames_per_batch must be >= 1, got {frames_per_batch}"
-            )
-        if max_frames_per_traj is not None and max_frames_per_traj < 1:
-            raise CollectorRuntimeError(
-                f"{name}: max_frames_per_traj must be >= 1 or None, got {max_frames_per_traj!r}"
-            )
         if num_threads < 1:
             raise CollectorRuntimeError(f"{name}: num_threads must be >= 1, got {num_threads}")
         return fns

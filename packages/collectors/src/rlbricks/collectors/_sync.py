@@ -9,7 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlbricks.collectors._base import CollectorOptions
 from rlbricks.collectors._base import DataCollectorBase
+from rlbricks.collectors._base import DeviceLike
 from rlbricks.collectors._base import EnvFactory
 from rlbricks.collectors._base import PolicyLike
 from rlbricks.collectors._base import frames_layout
@@ -25,8 +27,6 @@ from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import stack
 
 __all__ = ["SyncDataCollector"]
-
-DeviceLike = torch.device | str | int | None
 
 
 def _device(value: DeviceLike) -> torch.device | None:
@@ -127,15 +127,23 @@ class SyncDataCollector(DataCollectorBase):
         validate_actions: bool | None = None,
     ) -> None:
         name = type(self).__name__
-        if max_frames_per_traj is not None and max_frames_per_traj < 1:
-            raise CollectorRuntimeError(
-                f"{name}: max_frames_per_traj must be >= 1 or None, got {max_frames_per_traj!r}"
-            )
-        if replay_buffer is not None and split_trajs:
-            raise CollectorRuntimeError(
-                f"{name}: split_trajs=True cannot be used with a replay_buffer; leave split_trajs "
-                "False and cut trajectories when sampling (e.g. with a SliceSampler)"
-            )
+        options = CollectorOptions(
+            frames_per_batch=frames_per_batch,
+            total_frames=total_frames,
+            init_random_frames=init_random_frames,
+            max_frames_per_traj=max_frames_per_traj,
+            reset_at_each_iter=reset_at_each_iter,
+            split_trajs=split_trajs,
+            exploration_type=exploration_type,
+            device=device,
+            env_device=env_device,
+            policy_device=policy_device,
+            storing_device=storing_device,
+            postproc=postproc,
+            replay_buffer=replay_buffer,
+            validate_actions=validate_actions,
+        )
+        options.check(name)
         self.env, self._owns_env = make_env(create_env_fn, name)
         env = self.env
         if validate_actions is not None:
@@ -148,16 +156,8 @@ class SyncDataCollector(DataCollectorBase):
             )
         self.num_envs = max(1, env.batch_size.numel())
         self.steps_per_batch = frames_layout(frames_per_batch, self.num_envs, name)
-        self.requested_frames_per_batch = frames_per_batch
         self.frames_per_batch = self.steps_per_batch * self.num_envs
-        self.total_frames = total_frames
-        self.init_random_frames = init_random_frames
-        self.max_frames_per_traj = max_frames_per_traj
-        self.reset_at_each_iter = reset_at_each_iter
-        self.split_trajs = split_trajs
-        self.exploration_type = exploration_type
-        self.postproc = postproc
-        self.replay_buffer = replay_buffer
+        self._apply_options(options)
         self.return_same_td = return_same_td
         self.env_device = env.device
         self.storing_device = _device(storing_device if storing_device is not None else device)
