@@ -65,6 +65,18 @@ class CollectorOptions:
     replay_buffer: Any = None
     validate_actions: bool | None = None
 
+    @classmethod
+    def pick(cls, arguments: dict[str, Any]) -> CollectorOptions:
+        """The options among a constructor's ``arguments`` (its ``locals()`` on entry).
+
+        Example:
+            >>> from rlbricks.collectors._base import CollectorOptions
+            >>> CollectorOptions.pick({"frames_per_batch": 8, "self": None}).frames_per_batch
+            8
+        """
+        names = [field.name for field in dataclasses.fields(cls)]
+        return cls(**{name: arguments[name] for name in names if name in arguments})
+
     def check(self, owner: str) -> None:
         """Refuse values no collector can run with (the message names ``owner`` and the fix)."""
         if isinstance(self.frames_per_batch, bool) or self.frames_per_batch < 1:

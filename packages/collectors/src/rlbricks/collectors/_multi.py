@@ -72,22 +72,7 @@ class _MultiCollector(DataCollectorBase):
         validate_actions: bool | None = None,
     ) -> None:
         name = type(self).__name__
-        options = CollectorOptions(
-            frames_per_batch=frames_per_batch,
-            total_frames=total_frames,
-            init_random_frames=init_random_frames,
-            max_frames_per_traj=max_frames_per_traj,
-            reset_at_each_iter=reset_at_each_iter,
-            split_trajs=split_trajs,
-            exploration_type=exploration_type,
-            device=device,
-            env_device=env_device,
-            policy_device=policy_device,
-            storing_device=storing_device,
-            postproc=postproc,
-            replay_buffer=replay_buffer,
-            validate_actions=validate_actions,
-        )
+        options = CollectorOptions.pick(locals())  # the arguments named like its fields
         options.check(name)
         fns = self._check_args(create_env_fns, num_threads)
         for arg, value in (("timeout", timeout), ("start_timeout", start_timeout)):

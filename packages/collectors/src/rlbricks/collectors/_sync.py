@@ -127,22 +127,7 @@ class SyncDataCollector(DataCollectorBase):
         validate_actions: bool | None = None,
     ) -> None:
         name = type(self).__name__
-        options = CollectorOptions(
-            frames_per_batch=frames_per_batch,
-            total_frames=total_frames,
-            init_random_frames=init_random_frames,
-            max_frames_per_traj=max_frames_per_traj,
-            reset_at_each_iter=reset_at_each_iter,
-            split_trajs=split_trajs,
-            exploration_type=exploration_type,
-            device=device,
-            env_device=env_device,
-            policy_device=policy_device,
-            storing_device=storing_device,
-            postproc=postproc,
-            replay_buffer=replay_buffer,
-            validate_actions=validate_actions,
-        )
+        options = CollectorOptions.pick(locals())  # the arguments named like its fields
         options.check(name)
         self.env, self._owns_env = make_env(create_env_fn, name)
         env = self.env
