@@ -7,6 +7,7 @@ import io
 import multiprocessing as mp
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from rlbricks.collectors import CollectorError
+from rlbricks.collectors import CollectorRuntimeError
 from rlbricks.collectors import MultiaSyncDataCollector
 from rlbricks.collectors import MultiSyncDataCollector
 from rlbricks.collectors import SyncDataCollector
@@ -26,6 +28,8 @@ from rlbricks.envs import EnvBase
 from rlbricks.envs.testing import ContinuousActionEnv
 from rlbricks.envs.testing import CountingEnv
 from rlbricks.modules import Actor
+from rlbricks.modules import TensorDictModule
+from rlbricks.modules import TensorDictSequential
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import assert_close
 from rlbricks.tensordict import cat
@@ -459,6 +463,80 @@ def test_workers_with_different_batch_sizes_are_rejected() -> None:
         MultiSyncDataCollector(fns, frames_per_batch=4, mp_start_method=FORK)
 
 
-def test_unpicklable_factory_with_spawn_names_the_fix() -> None:
-    with pytest.raises(CollectorError, match=r"must be picklable.*functools\.partial"):
-        MultiaSyncDataCollector([lambda: CountingEnv()], frames_per_batch=4)
+# ---------------------------------------------------------------------- #
+# factories and policies sent with cloudpickle (the spawn default)
+# ---------------------------------------------------------------------- #
+def test_lambda_and_closure_factories_and_lambda_policy_with_spawn() -> None:
+    steps = 3
+
+    def closure() -> EnvBase:
+        return CountingEnv(max_steps=steps)
+
+    fns: list[EnvFn] = [lambda: CountingEnv(max_steps=2), closure]
+    policy = lambda td: td.set("action", (td.get("observation") % 2 == 0).long())  # noqa: E731
+    with MultiSyncDataCollector(fns, policy, frames_per_batch=8) as collector:
+        collector.set_seed(0)
+        got = collector.next()
+    assert_close(got, concatenated(sync_reference(fns, 0, 1, policy, frames_per_batch=4), 0))
+    # each worker runs a SerialEnv of two factories: the lists are sent the same way
+    lists: list[Any] = [[fns[0], closure], [closure, lambda: CountingEnv(max_steps=4)]]
+    with MultiSyncDataCollector(lists, policy, frames_per_batch=8) as collector:
+        collector.set_seed(0)
+        got = collector.next()
+    assert got.batch_size == (4, 2)  # 2 workers x 2 sub-envs, ceil(8 / 4) steps
+    assert_close(got, concatenated(sync_reference(lists, 0, 1, policy, frames_per_batch=4), 0))
+
+
+def test_async_lambda_factory_and_a_policy_holding_a_lambda_share_weights_with_spawn() -> None:
+    actor = linear_actor([0.25, -0.25])
+    clip = TensorDictModule(lambda a: a.clamp(-0.4, 0.4), ["action"], ["action"])
+    policy = TensorDictSequential(actor, clip)
+    fns: list[EnvFn] = [lambda: ContinuousActionEnv(max_steps=3)]
+    with MultiaSyncDataCollector(fns, policy, frames_per_batch=2) as collector:
+        assert actions_equal(collector.next(), [0.25, -0.25])
+        with torch.no_grad():
+            actor.module.bias.mul_(2)  # in place: the worker reads the same shared memory
+        collector.next()  # was in flight during the change
+        assert actions_equal(collector.next(), [0.4, -0.4])
+
+
+def test_gym_lambda_factories_with_spawn() -> None:
+    pytest.importorskip("gymnasium")
+    from rlbricks.envs import GymEnv
+
+    fns: list[EnvFn] = [lambda: GymEnv("CartPole-v1")] * 2
+    with MultiaSyncDataCollector(fns, frames_per_batch=4, total_frames=8) as collector:
+        batches = list(collector)
+    assert [b["next", "observation"].shape for b in batches] == [(4, 4), (4, 4)]
+    assert sorted(int(b[WORKER][0]) for b in batches) == [0, 1]
+
+
+def test_unpicklable_factory_or_policy_names_it_and_the_fix() -> None:
+    lock = threading.Lock()
+
+    def make_locked_env() -> EnvBase:
+        with lock:
+            return CountingEnv()
+
+    def locked_policy(td: TensorDict) -> TensorDict:
+        with lock:
+            return td.set("action", torch.zeros_like(td.get("observation"), dtype=torch.int64))
+
+    with pytest.raises(CollectorRuntimeError) as info:
+        MultiaSyncDataCollector([CountingEnv, make_locked_env], frames_per_batch=4)
+    message = str(info.value)
+    assert message.startswith("MultiaSyncDataCollector: create_env_fns[1] (")
+    assert "make_locked_env) cannot be sent to a worker process" in message
+    assert "cannot pickle '_thread.lock' object" in message
+    assert "create such objects inside the factory" in message
+    assert "mp_start_method='fork'" in message
+    assert no_children()
+    with pytest.raises(
+        CollectorError, match=r"MultiSyncDataCollector: the policy \(.*locked_policy\)"
+    ):
+        MultiSyncDataCollector([CountingEnv], locked_policy, frames_per_batch=4)
+    # fork copies the process: nothing is pickled, the same objects work
+    with MultiSyncDataCollector(
+        [make_locked_env], locked_policy, frames_per_batch=2, mp_start_method=FORK
+    ) as collector:
+        assert collector.next().batch_size == (1, 2)

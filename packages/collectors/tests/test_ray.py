@@ -253,6 +253,23 @@ def test_sync_batches_weights_seeds_and_state() -> None:
     assert ray.is_initialized()  # started by the fixture, not by the collector
 
 
+def test_lambda_and_closure_factories() -> None:
+    """Ray sends the factories with cloudpickle: lambdas and closures work, as in TorchRL."""
+    steps = 3
+
+    def closure() -> CountingEnv:
+        return CountingEnv(max_steps=steps, batch_size=[2])
+
+    fns = [lambda: CountingEnv(max_steps=3, batch_size=[2]), closure]
+    with RayCollector(
+        fns, constant_policy(0.0), frames_per_batch=8, total_frames=8, remote_config=ACTOR
+    ) as collector:
+        [batch] = list(collector)
+    expected = [reference_batches(1, 4, k, 2)[0] for k in range(2)]
+    assert (batch[:2] == expected[0]).all()
+    assert (batch[2:] == expected[1]).all()
+
+
 def test_async_yields_batches_as_they_come() -> None:
     policy = constant_policy(0.0)
     with RayCollector(

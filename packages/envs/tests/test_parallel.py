@@ -9,6 +9,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -17,6 +18,7 @@ import torch
 
 from rlbricks.envs import EnvError
 from rlbricks.envs import EnvTimeoutError
+from rlbricks.envs import EnvTypeError
 from rlbricks.envs import check_env_specs
 from rlbricks.envs import shutdown_workers
 from rlbricks.envs import stop_process
@@ -261,6 +263,66 @@ def test_start_up_past_start_timeout_raises() -> None:
     assert "timed out during 'create env': no answer within start_timeout=1.0 s" in message
     assert "raise ParallelEnv(start_timeout=...); start_timeout=None waits forever" in message
     assert no_children()
+
+
+# ---------------------------------------------------------------------- #
+# factories sent with cloudpickle: lambdas, closures, local functions
+# ---------------------------------------------------------------------- #
+def test_lambda_and_closure_factories_with_spawn() -> None:
+    steps = 3
+
+    def make_env(max_steps: int) -> CountingEnv:  # a local function closing over nothing
+        return CountingEnv(max_steps=max_steps)
+
+    def closure() -> CountingEnv:  # closes over a local variable
+        return make_env(steps)
+
+    fns = [lambda: CountingEnv(max_steps=2), closure]
+    with ParallelEnv(2, fns, mp_start_method=SPAWN) as env:
+        got = env.rollout(6, parity_policy, break_when_any_done=False)
+        assert env.sub_env_attr("max_steps") == [2, 3]
+    assert_close(got, SerialEnv(2, fns).rollout(6, parity_policy, break_when_any_done=False))
+
+
+def test_lambda_kwargs_and_forkserver() -> None:
+    """create_env_kwargs go the same way, and forkserver pickles like spawn."""
+    make = functools.partial(CountingEnv, max_steps=2)
+    kwargs = {"batch_size": ()}
+    fn = lambda **kw: make(**kw)  # noqa: E731
+    with ParallelEnv(2, fn, create_env_kwargs=kwargs, mp_start_method="forkserver") as env:
+        assert env.sub_env_attr("max_steps") == [2, 2]
+
+
+def test_gym_lambda_factory_with_spawn() -> None:
+    pytest.importorskip("gymnasium")
+    from rlbricks.envs import GymEnv
+
+    with ParallelEnv(2, lambda: GymEnv("CartPole-v1"), mp_start_method=SPAWN) as env:
+        env.set_seed(0)
+        td = env.rollout(5, break_when_any_done=False)
+    assert td["next", "observation"].shape == (2, 5, 4)
+
+
+def test_unpicklable_factory_names_the_factory_and_the_fix() -> None:
+    lock = threading.Lock()
+
+    def make_locked_env() -> CountingEnv:
+        with lock:
+            return CountingEnv()
+
+    with pytest.raises(EnvTypeError) as info:
+        ParallelEnv(2, make_locked_env, mp_start_method=SPAWN)
+    message = str(info.value)
+    assert message.startswith("ParallelEnv: create_env_fn of sub-env 0 (")
+    assert "make_locked_env) cannot be sent to a worker process" in message
+    assert "cannot pickle '_thread.lock' object" in message
+    assert "create such objects inside the factory" in message
+    assert "mp_start_method='fork'" in message
+    assert isinstance(info.value, TypeError)
+    assert no_children()
+    # fork copies the process: the same factory works there
+    with ParallelEnv(2, make_locked_env, mp_start_method=FAST) as env:
+        assert env.rollout(2)["next", "observation"].shape == (2, 2, 1)
 
 
 def test_env_creation_error_is_reported() -> None:

@@ -7,6 +7,7 @@ import torch
 from torch import distributions as D
 from torch import nn
 
+from rlbricks.modules import MLP
 from rlbricks.modules import Actor
 from rlbricks.modules import ActorCriticWrapper
 from rlbricks.modules import ActorValueOperator
@@ -155,6 +156,34 @@ def test_value_operator_on_state_and_action(batch):
     obs, action = torch.randn(*batch, 3), torch.randn(*batch, 2)
     td = critic(TensorDict({"observation": obs, "action": action}, batch))
     torch.testing.assert_close(td["state_action_value"], linear(torch.cat([obs, action], -1)))
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_torchrl_critic_mlp_with_two_in_keys(batch):
+    """TorchRL's ``ValueOperator(MLP(out_features=1, num_cells=[64, 64]), in_keys=[obs, action])``."""
+    torch.manual_seed(0)
+    mlp = MLP(out_features=1, num_cells=[64, 64])  # lazy: in_features = 3 + 2
+    critic = ValueOperator(mlp, in_keys=["observation", "action"])
+    obs = torch.randn(*batch, 3)
+    action = torch.randn(*batch, 2, requires_grad=True)
+    td = critic(TensorDict({"observation": obs, "action": action}, batch))
+    value = td["state_action_value"]
+    assert value.shape == (*batch, 1)
+    assert mlp[0].in_features == 5
+    torch.testing.assert_close(value, mlp(torch.cat([obs, action], -1)))
+    value.sum().backward()  # reaches the action (an actor loss needs it) and every weight
+    assert action.grad is not None
+    assert action.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in mlp.parameters())
+
+
+def test_tensordict_module_mlp_with_two_in_keys_and_a_state_value_critic():
+    torch.manual_seed(0)
+    q = TensorDictModule(MLP(out_features=1, num_cells=(8,)), ["observation", "action"], ["q"])
+    td = TensorDict({"observation": torch.randn(4, 3), "action": torch.randn(4, 2)}, [4])
+    assert q(td)["q"].shape == (4, 1)
+    v = ValueOperator(MLP(in_features=3, out_features=1, num_cells=(8,)))  # one in_key, unchanged
+    assert v(td)["state_value"].shape == (4, 1)
 
 
 # ---------------------------------------------------------------- ActorValueOperator

@@ -167,6 +167,76 @@ def test_mlp_refuses_invalid_sizes(kwargs, match):
 
 
 # --------------------------------------------------------------------------- #
+# MLP with several inputs (TorchRL's critic: MLP(observation, action))
+# --------------------------------------------------------------------------- #
+def test_mlp_concatenates_several_inputs_along_the_last_dim():
+    torch.manual_seed(0)
+    net = MLP(in_features=3 + 2 + 1, out_features=2, num_cells=(8,))
+    obs, action, extra = torch.randn(5, 3), torch.randn(5, 2), torch.randn(5, 1)
+    torch.testing.assert_close(net(obs, action, extra), net(torch.cat([obs, action, extra], -1)))
+
+
+def test_mlp_lazy_in_features_is_the_size_of_the_concatenation():
+    net = MLP(out_features=1, num_cells=[64, 64])
+    assert isinstance(net[0], nn.LazyLinear)
+    assert net(torch.randn(7, 4), torch.randn(7, 2)).shape == (7, 1)
+    assert type(net[0]) is nn.Linear
+    assert net[0].in_features == 6
+
+
+@pytest.mark.parametrize(
+    ("obs", "action", "out"),
+    [
+        ((4, 3), (4, 2), (4, 1)),  # equal batch dims: a plain torch.cat
+        ((3,), (2,), (1,)),  # no batch dim
+        ((4, 3), (10, 4, 2), (10, 4, 1)),  # N sampled actions per observation
+        ((1, 3), (4, 2), (4, 1)),  # size-1 dims broadcast
+        ((3,), (6, 2), (6, 1)),  # an unbatched observation against a batch of actions
+    ],
+)
+def test_mlp_broadcasts_the_leading_dims(obs, action, out):
+    torch.manual_seed(0)
+    net = MLP(in_features=5, out_features=1, num_cells=(8,))
+    o, a = torch.randn(*obs), torch.randn(*action)
+    got = net(o, a)
+    assert got.shape == out
+    lead = out[:-1]
+    expected = net(torch.cat([o.expand(*lead, 3), a.expand(*lead, 2)], -1))
+    torch.testing.assert_close(got, expected)
+
+
+def test_mlp_gradients_reach_every_input_and_the_weights():
+    net = MLP(out_features=1, num_cells=(8,))
+    obs = torch.randn(4, 3, requires_grad=True)
+    action = torch.randn(10, 4, 2, requires_grad=True)  # broadcast over obs
+    net(obs, action).sum().backward()
+    assert obs.grad is not None
+    assert obs.grad.abs().sum() > 0
+    assert action.grad is not None
+    assert action.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_mlp_single_input_is_unchanged():
+    torch.manual_seed(0)
+    net = MLP(in_features=4, out_features=(2, 3), num_cells=(8,))
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(net(x), nn.Sequential.forward(net, x).unflatten(-1, (2, 3)))
+
+
+def test_mlp_input_errors():
+    net = MLP(in_features=5, out_features=1)
+    with pytest.raises(ModuleError, match="got no input"):
+        net()
+    with pytest.raises(ModuleError, match=r"feature dim.*\[\(4, 3\), \(\)\]; unsqueeze\(-1\)"):
+        net(torch.randn(4, 3), torch.tensor(1.0))
+    with pytest.raises(ModuleError, match=r"do not broadcast, got shapes \[\(4, 3\), \(5, 2\)\]"):
+        net(torch.randn(4, 3), torch.randn(5, 2))
+    with pytest.raises(ValueError):  # ModuleValueError is also a ValueError
+        net(torch.randn(4, 3), torch.randn(5, 2))
+
+
+# --------------------------------------------------------------------------- #
 # ConvNet
 # --------------------------------------------------------------------------- #
 def test_convnet_atari_defaults():

@@ -10,12 +10,18 @@ from torch import nn
 
 from rlbricks.modules import DistributionalQValueActor
 from rlbricks.modules import ModuleError
+from rlbricks.modules import ModuleValueError
 from rlbricks.modules import QValueActor
 from rlbricks.modules import TensorDictModule
+from rlbricks.modules import action_space_of
+from rlbricks.specs import Binary
 from rlbricks.specs import Bounded
 from rlbricks.specs import Categorical
 from rlbricks.specs import Composite
+from rlbricks.specs import MultiCategorical
+from rlbricks.specs import MultiOneHot
 from rlbricks.specs import OneHot
+from rlbricks.specs import Unbounded
 from rlbricks.tensordict import TensorDict
 
 BATCHES = [(), (7,), (2, 3)]
@@ -173,6 +179,69 @@ def test_value_network_is_the_first_module():
 def test_qvalue_errors(kwargs, match):
     with pytest.raises(ModuleError, match=match):
         QValueActor(nn.Linear(1, 2), **kwargs)
+
+
+# ---------------------------------------------------------------- action_space as a spec
+@pytest.mark.parametrize(
+    ("action_space", "expected"),
+    [
+        (OneHot(3), "one_hot"),
+        (Categorical(3), "categorical"),
+        (Composite(action=OneHot(3)), "one_hot"),
+        (Composite(action=Categorical(3, shape=(1,))), "categorical"),
+        ("one_hot", "one_hot"),
+        ("one-hot", "one_hot"),  # TorchRL's spelling
+        ("categorical", "categorical"),
+    ],
+)
+def test_action_space_of_names_and_specs(action_space, expected):
+    assert action_space_of(action_space) == expected
+
+
+@pytest.mark.parametrize(
+    ("action_space", "match"),
+    [
+        (MultiOneHot([2, 3]), r"^QValueActor picks one of n actions: .*got MultiOneHot; a Multi"),
+        (MultiCategorical([2, 3]), r"got MultiCategorical; a MultiCategorical action .* joint"),
+        (Binary(3), r"got Binary; a Binary action \(several sub-actions, or bits\)"),
+        (Bounded(-1.0, 1.0, shape=(2,)), r"must be OneHot or Categorical, got Bounded$"),
+        (Unbounded(shape=(3,)), r"must be OneHot or Categorical, got Unbounded$"),
+        (Composite(observation=OneHot(3)), r"no 'action' entry \(keys \['observation'\]\)"),
+        ("discrete", r"action_space must be one of \['one_hot', 'categorical'\]"),
+        (3, r"got 3 \(int\)$"),
+        (OneHot, r"got <class .*OneHot'> \(ABCMeta\)$"),
+    ],
+)
+def test_action_space_of_refuses_the_rest_clearly(action_space, match):
+    with pytest.raises(ModuleValueError, match=match):
+        action_space_of(action_space, "QValueActor")
+    with pytest.raises(ModuleError, match=match.lstrip("^")):
+        QValueActor(nn.Linear(1, 3), action_space=action_space)
+
+
+def test_qvalue_actors_take_the_spec_as_action_space():
+    """TorchRL's ``QValueActor(net, action_space=env.action_spec)``: the spec is the spec too."""
+    spec = Categorical(3, shape=(1,), dtype=torch.int32)
+    actor = QValueActor(nn.Linear(2, 3), action_space=spec)
+    assert actor.action_space == "categorical"
+    assert actor.spec["action"] == spec
+    td = actor(TensorDict({"observation": torch.randn(5, 2)}, [5]))
+    assert td["action"].shape == (5, 1)  # the spec's layout and dtype
+    assert td["action"].dtype == torch.int32
+    assert spec.is_in(td["action"])
+    # the same spec passed twice is fine; two different ones are refused
+    assert QValueActor(nn.Linear(2, 3), spec=spec, action_space=spec).spec["action"] == spec
+    same = Composite(action=Categorical(3, shape=(1,), dtype=torch.int32))
+    assert QValueActor(nn.Linear(2, 3), spec=same, action_space=spec).action_space == "categorical"
+    with pytest.raises(ModuleError, match=r"are different specs; pass the action spec once"):
+        QValueActor(nn.Linear(2, 3), spec=OneHot(3), action_space=spec)
+    support = torch.linspace(-1.0, 1.0, 5)
+    net = nn.Sequential(nn.Linear(2, 15), nn.Unflatten(-1, (3, 5)))
+    c51 = DistributionalQValueActor(net, support, action_space=OneHot(3, dtype=torch.float32))
+    assert c51.action_space == "one_hot"
+    action = c51(TensorDict({"observation": torch.randn(4, 2)}, [4]))["action"]
+    assert action.dtype == torch.float32
+    assert OneHot(3, dtype=torch.float32).is_in(action)
 
 
 # ---------------------------------------------------------------- distributional

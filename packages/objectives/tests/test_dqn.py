@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 
@@ -15,15 +16,25 @@ from rlbricks.modules import EGreedyModule
 from rlbricks.modules import QValueActor
 from rlbricks.modules import TensorDictSequential
 from rlbricks.modules.recipes import dqn_model
+from rlbricks.objectives import DiscreteSACLoss
 from rlbricks.objectives import DistributionalDQNLoss
 from rlbricks.objectives import DQNLoss
 from rlbricks.objectives import HardUpdate
 from rlbricks.objectives import LossError
 from rlbricks.objectives import LossKeyError
+from rlbricks.objectives import LossValueError
 from rlbricks.objectives import SoftUpdate
 from rlbricks.objectives._distributional_dqn import categorical_projection
+from rlbricks.specs import Binary
+from rlbricks.specs import Bounded
 from rlbricks.specs import Categorical
+from rlbricks.specs import Composite
+from rlbricks.specs import MultiCategorical
+from rlbricks.specs import MultiOneHot
+from rlbricks.specs import OneHot
+from rlbricks.specs import Unbounded
 from rlbricks.tensordict import TensorDict
+from rlbricks.tensordict import assert_close
 from rlbricks.tensordict import stack
 
 Chain = tasks.Chain
@@ -308,6 +319,79 @@ def test_categorical_projection_matches_naive_loop() -> None:
     torch.testing.assert_close(got[0, 5], one)  # r = 0.5 lands exactly on an atom, terminal
     torch.testing.assert_close(got[1, 0], one)  # everything clamped to the lowest atom
     torch.testing.assert_close(got[2, -1], one)  # and to the highest
+
+
+# ---------------------------------------------------------------------- #
+# action_space given as the env's action spec (TorchRL's DQNLoss(action_space=env.action_spec))
+# ---------------------------------------------------------------------- #
+SPEC_SPACES = [
+    (OneHot(2), "one_hot"),
+    (OneHot(2, dtype=torch.float32), "one_hot"),
+    (Categorical(2), "categorical"),
+    (Categorical(2, shape=(1,)), "categorical"),  # CountingEnv's layout
+    (Composite(action=OneHot(2)), "one_hot"),  # a full input spec: its "action" entry
+    (Composite(action=Categorical(2), observation=Unbounded(shape=(2,))), "categorical"),
+    ("one_hot", "one_hot"),
+    ("one-hot", "one_hot"),  # TorchRL's spelling
+    ("categorical", "categorical"),
+]
+UNSUPPORTED_SPECS = [
+    (MultiOneHot([2, 3]), r"got MultiOneHot; a MultiOneHot action .* is not supported"),
+    (MultiCategorical([2, 3]), r"got MultiCategorical; a MultiCategorical action"),
+    (Binary(3), r"got Binary; a Binary action"),
+    (Bounded(-1.0, 1.0, shape=(2,)), r"must be OneHot or Categorical, got Bounded$"),
+    (Unbounded(shape=(2,)), r"must be OneHot or Categorical, got Unbounded$"),
+    (Composite(observation=OneHot(2)), r"Composite action_space has no 'action' entry"),
+]
+WRONG_TYPES = [
+    ("discrete", r"must be one of \['one_hot', 'categorical'\].*got 'discrete'$"),
+    (3, r"got 3 \(int\)$"),
+    (torch.zeros(2), r"action spec \(OneHot or Categorical, e\.g\. env\.action_spec\), got tensor"),
+    (OneHot, r"got <class .*OneHot'> \(ABCMeta\)"),  # the class, not a spec
+]
+
+
+@pytest.mark.parametrize(("action_space", "expected"), SPEC_SPACES)
+def test_dqn_losses_take_the_action_spec_as_action_space(action_space, expected) -> None:
+    net = _linear_q([[1.0, 0.0], [0.0, 2.0]], action_space="categorical")[0]  # no spec of its own
+    loss = DQNLoss(net, action_space=action_space)
+    assert loss.action_space == expected
+    reference = DQNLoss(copy.deepcopy(net), action_space=expected)
+    batches = [_golden_batch(one_hot=expected == "one_hot")]
+    if expected == "categorical":  # index actions [B], and [B, 1] as Categorical(2, shape=(1,))
+        batches.append(batches[0].clone().set("action", batches[0]["action"].unsqueeze(-1)))
+    for batch in batches:
+        assert_close(loss(batch.clone()), reference(batch.clone()))
+    assert DistributionalDQNLoss(_c51(), 0.9, action_space=action_space).action_space == expected
+    critics = [QValueActor(nn.Linear(2, 2), action_space="one_hot") for _ in range(2)]
+    actor = QValueActor(nn.Linear(2, 2), action_space="one_hot")
+    sac = DiscreteSACLoss(actor, critics, num_actions=2, action_space=action_space)
+    assert sac.action_space == expected
+
+
+@pytest.mark.parametrize(("action_space", "match"), UNSUPPORTED_SPECS + WRONG_TYPES)
+def test_dqn_losses_refuse_other_action_spaces_clearly(action_space, match) -> None:
+    net = _linear_q([[1.0, 0.0], [0.0, 2.0]], action_space="categorical")
+    for make in (
+        lambda: DQNLoss(net, action_space=action_space),
+        lambda: DistributionalDQNLoss(_c51(), 0.9, action_space=action_space),
+    ):
+        with pytest.raises(LossValueError, match=match) as info:
+            make()
+        assert isinstance(info.value, LossError)
+        assert isinstance(info.value, ValueError)
+        assert str(info.value).startswith(("DQNLoss", "DistributionalDQNLoss"))
+
+
+def test_dqn_loss_reads_the_spec_of_its_network() -> None:
+    assert DQNLoss(_linear_q([[1.0, 0.0], [0.0, 1.0]], spec=Categorical(2))).action_space == (
+        "categorical"
+    )
+    # a network whose spec is not discrete: the loss cannot tell, and says how to tell it
+    net = QValueActor(nn.Linear(2, 2), action_space="one_hot")[0]
+    net.spec = Bounded(-1.0, 1.0, shape=(2,))  # type: ignore[assignment]
+    with pytest.raises(LossValueError, match=r"cannot tell the action space.*env\.action_spec"):
+        DQNLoss(net)
 
 
 def _c51(n_atoms: int = 5) -> DistributionalQValueActor:

@@ -20,6 +20,7 @@ from rlbricks.collectors._base import PolicyLike
 from rlbricks.collectors._errors import CollectorRuntimeError
 from rlbricks.collectors._shared import SharedWeights
 from rlbricks.collectors._worker import WorkerPool
+from rlbricks.envs import CloudpickleWrapper
 from rlbricks.envs import EnvBase
 from rlbricks.modules import ExplorationType
 from rlbricks.tensordict import TensorDict
@@ -92,11 +93,16 @@ class _MultiCollector(DataCollectorBase):
         worker_frames = math.ceil(frames_per_batch / n) if self._worker_share else frames_per_batch
         kwargs = options.for_worker(n, worker_frames)
         base_seed = int(torch.randint(2**62, ()))  # distinct worker RNGs, reproducible
+        ctx = mp.get_context(mp_start_method or "spawn")
         args = [
-            (fn, self._weights.worker_policy, kwargs, base_seed + i, num_threads)
+            (
+                *self._sendable(ctx, i, fn, self._weights.worker_policy),
+                kwargs,
+                base_seed + i,
+                num_threads,
+            )
             for i, fn in enumerate(fns)
         ]
-        ctx = mp.get_context(mp_start_method or "spawn")
         self._pool = WorkerPool(name, ctx, args, timeout, start_timeout)
         infos = self._pool.wait(range(n), "create collector")
         self._check_same_layout(infos)
@@ -133,11 +139,25 @@ class _MultiCollector(DataCollectorBase):
                 raise CollectorRuntimeError(
                     f"{name}: create_env_fns[{i}] is a {type(fn).__name__}; each worker builds "
                     "its own env, so give a callable that returns one (the env class, a "
-                    "module-level function or a functools.partial)"
+                    "function, a functools.partial or a lambda)"
                 )
         if num_threads < 1:
             raise CollectorRuntimeError(f"{name}: num_threads must be >= 1, got {num_threads}")
         return fns
+
+    def _sendable(self, ctx: Any, index: int, env_fn: WorkerEnvFn, policy: Any) -> tuple[Any, Any]:
+        """Worker ``index``'s env factory and policy, wrapped for cloudpickle unless forked.
+
+        Lambdas, closures and local functions then reach spawned workers; the
+        policy's shared-memory tensors stay shared (see ``CloudpickleWrapper``).
+        """
+        if ctx.get_start_method() == "fork":  # the workers get a copy of this process
+            return env_fn, policy
+        name = type(self).__name__
+        return (
+            CloudpickleWrapper(env_fn, f"{name}: create_env_fns[{index}]"),
+            CloudpickleWrapper(policy, f"{name}: the policy"),
+        )
 
     def _check_same_layout(self, infos: dict[int, dict[str, Any]]) -> None:
         first = infos[0]
@@ -386,11 +406,16 @@ class MultiSyncDataCollector(_MultiCollector):
 
     Args:
         create_env_fns: one env factory per worker (a callable returning an
-            env, or a list of them run as a ``SerialEnv``); with the
-            ``"spawn"`` start method they must be picklable (a class, a
-            module-level function, a ``functools.partial``; not a lambda).
+            env, or a list of them run as a ``SerialEnv``): a class, a
+            function, a ``functools.partial``, a lambda or a closure, as in
+            TorchRL's ``MultiSyncDataCollector([lambda: GymEnv(...)] * 2, ...)``.
+            With ``"spawn"`` and ``"forkserver"`` they are sent to the workers
+            with cloudpickle (see :class:`~rlbricks.envs.CloudpickleWrapper`),
+            so they must not hold what cannot be copied into another process
+            (a lock, an open socket): create such things inside the factory.
         policy: reads the root TensorDict and writes ``"action"``; None for
-            random actions. Sent to the workers (picklable with spawn).
+            random actions. Sent to the workers like the factories (a lambda
+            works); its shared-memory weights stay shared.
         frames_per_batch: frames per batch, over all workers (rounded up as above).
         total_frames: stop after this many frames (``-1``: never).
         init_random_frames: random actions until this many frames are collected
@@ -502,7 +527,8 @@ class MultiaSyncDataCollector(_MultiCollector):
     trained, a batch may mix weights from before and after an optimiser step.
 
     Args:
-        create_env_fns: one env factory per worker (picklable with spawn).
+        create_env_fns: one env factory per worker (lambdas and closures
+            work: sent with cloudpickle, as in :class:`MultiSyncDataCollector`).
         policy: reads the root TensorDict and writes ``"action"``; None for
             random actions.
         frames_per_batch: frames of each yielded batch (one worker's batch).

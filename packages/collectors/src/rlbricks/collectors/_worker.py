@@ -24,7 +24,6 @@ seconds from each command for the answer to it.
 from __future__ import annotations
 
 import contextlib
-import pickle
 import signal
 import time
 import traceback
@@ -45,6 +44,7 @@ from rlbricks.collectors._errors import CollectorTimeoutError
 from rlbricks.collectors._errors import WorkerActionError
 from rlbricks.collectors._sync import SyncDataCollector
 from rlbricks.collectors._trajectories import TRAJ_IDS
+from rlbricks.envs import EnvTypeError
 from rlbricks.envs import shutdown_workers
 from rlbricks.envs import stop_process
 from rlbricks.tensordict import NestedKey
@@ -221,18 +221,14 @@ class WorkerPool:
                 )
                 try:
                     proc.start()
-                except (pickle.PicklingError, AttributeError, TypeError) as err:
-                    method = ctx.get_start_method()
-                    if method == "fork":
-                        raise
-                    raise CollectorRuntimeError(
-                        f"{owner}: cannot send worker {i}'s env factory and policy to its "
-                        f"process ({type(err).__name__}: {err}). With mp_start_method="
-                        f"{method!r} they must be picklable: use a class, a module-level "
-                        "function or a functools.partial instead of a lambda or a local "
-                        "function (or mp_start_method='fork')"
-                    ) from err
-                child_conn.close()
+                except EnvTypeError as err:  # a CloudpickleWrapper refused what it holds
+                    parent_conn.close()
+                    raise CollectorRuntimeError(str(err)) from err
+                except BaseException:
+                    parent_conn.close()
+                    raise
+                finally:
+                    child_conn.close()
                 self.procs.append(proc)
                 self.conns.append(parent_conn)
         except BaseException:

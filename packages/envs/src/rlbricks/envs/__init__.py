@@ -33,6 +33,7 @@ from rlbricks.envs._gym import GymEnv
 from rlbricks.envs._gym import GymWrapper
 from rlbricks.envs._gym_spaces import space_to_spec
 from rlbricks.envs._parallel import ParallelEnv
+from rlbricks.envs._pickling import CloudpickleWrapper
 from rlbricks.envs._processes import shutdown_workers
 from rlbricks.envs._processes import stop_process
 from rlbricks.envs._rollout import rollout
@@ -63,6 +64,7 @@ __all__ = [
     "SerialEnv",
     "ParallelEnv",
     # worker processes (ParallelEnv's, and the multiprocess collectors')
+    "CloudpickleWrapper",
     "shutdown_workers",
     "stop_process",
     # simulator wrappers (optional extras)

@@ -22,6 +22,7 @@ from rlbricks.envs._errors import EnvKeyError
 from rlbricks.envs._errors import EnvRuntimeError
 from rlbricks.envs._errors import EnvTimeoutError
 from rlbricks.envs._errors import EnvValueError
+from rlbricks.envs._pickling import CloudpickleWrapper
 from rlbricks.envs._processes import shutdown_workers
 from rlbricks.envs._processes import stop_process
 from rlbricks.envs._serial import SPEC_NAMES
@@ -94,15 +95,19 @@ class ParallelEnv(EnvBase):
     Args:
         num_workers: the number of sub-envs (and worker processes).
         create_env_fn: a callable returning an unbatched env, or a list of
-            ``num_workers`` such callables. With the ``"spawn"`` start method
-            it must be picklable (a class, a module-level function or a
-            ``functools.partial`` of one; not a lambda).
+            ``num_workers`` such callables: a class, a function, a
+            ``functools.partial``, a lambda or a closure. With ``"spawn"`` and
+            ``"forkserver"`` it is sent to the workers with cloudpickle (see
+            :class:`CloudpickleWrapper`), so it must not hold what cannot be
+            copied into another process (a lock, an open socket): create such
+            things inside the factory.
         create_env_kwargs: keyword arguments of ``create_env_fn``: one dict for
-            all sub-envs, or a list of one dict per sub-env.
+            all sub-envs, or a list of one dict per sub-env (sent like it).
         mp_start_method: ``"spawn"`` (default), ``"fork"`` or ``"forkserver"``.
             Spawn is the safe default: forking a parent that already runs
             threads (CUDA, OpenMP pools, loggers) can deadlock the child. Fork
-            starts faster and accepts lambdas; pick it knowingly.
+            starts faster and copies the factory with the process; pick it
+            knowingly.
         device: device of the outputs (the shared buffers live on the CPU).
         timeout: seconds to wait for the workers' answer to a ``step``,
             ``reset``, ``set_seed`` or attribute query before giving up (a
@@ -119,6 +124,8 @@ class ParallelEnv(EnvBase):
     Raises:
         EnvRuntimeError: a worker failed to create its env, or the sub-envs disagree
             on their specs.
+        EnvTypeError: ``create_env_fn`` or ``create_env_kwargs`` cannot be sent
+            to the workers (spawn and forkserver only); the message names it.
         EnvTimeoutError: a worker gave no answer within ``start_timeout``
             (raised by the constructor) or ``timeout`` (raised by ``step``,
             ``reset``, ...). The message says which to raise.
@@ -133,6 +140,13 @@ class ParallelEnv(EnvBase):
         [[1.0, 2.0, 1.0], [1.0, 2.0, 1.0]]
         >>> seeds
         (9, [7, 8])
+
+        The factory may be a lambda or a closure, as in TorchRL's
+        ``ParallelEnv(2, lambda: GymEnv("Pendulum-v1"))``, with every start method:
+
+        >>> with ParallelEnv(2, lambda: CountingEnv(max_steps=3), mp_start_method="spawn") as env:
+        ...     env.rollout(4, break_when_any_done=False)["next", "done"].squeeze(-1).tolist()
+        [[False, False, True, False], [False, False, True, False]]
 
         A worker that hangs is killed and reported (here ``HangingEnv``'s third
         step sleeps forever):
@@ -169,18 +183,32 @@ class ParallelEnv(EnvBase):
         self._conns: list[Connection] = []
         self._finalizer = weakref.finalize(self, shutdown_workers, self._procs, self._conns)
         ctx: Any = mp.get_context(mp_start_method or "spawn")
+        pickled = ctx.get_start_method() != "fork"  # fork copies the factories with the process
         self._started = time.monotonic()
         try:
             for i, (fn, kwargs) in enumerate(factories):
+                sent: tuple[Any, Any] = (fn, kwargs)
+                if pickled:
+                    sent = (
+                        CloudpickleWrapper(fn, f"ParallelEnv: create_env_fn of sub-env {i}"),
+                        CloudpickleWrapper(
+                            kwargs, f"ParallelEnv: create_env_kwargs of sub-env {i}"
+                        ),
+                    )
                 parent_conn, child_conn = ctx.Pipe()
                 proc = ctx.Process(
                     target=worker_main,
-                    args=(i, child_conn, parent_conn, fn, kwargs),
+                    args=(i, child_conn, parent_conn, *sent),
                     name=f"rlbricks-ParallelEnv-worker-{i}",
                     daemon=True,
                 )
-                proc.start()
-                child_conn.close()
+                try:
+                    proc.start()
+                except BaseException:
+                    parent_conn.close()
+                    raise
+                finally:
+                    child_conn.close()
                 self._procs.append(proc)
                 self._conns.append(parent_conn)
             self.is_closed = False

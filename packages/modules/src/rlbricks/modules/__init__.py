@@ -53,6 +53,7 @@ from rlbricks.modules._param_extractor import NormalParamExtractor
 from rlbricks.modules._probabilistic import ProbabilisticTensorDictModule
 from rlbricks.modules._qvalue import DistributionalQValueActor
 from rlbricks.modules._qvalue import QValueActor
+from rlbricks.modules._qvalue import action_space_of
 from rlbricks.modules._sequential import TensorDictSequential
 
 __all__: list[str] = [
@@ -67,6 +68,7 @@ __all__: list[str] = [
     "ValueOperator",
     "QValueActor",
     "DistributionalQValueActor",
+    "action_space_of",
     "ActorValueOperator",
     "ActorCriticWrapper",
     # recurrent

@@ -24,7 +24,14 @@ from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._noisy import LazyNoisyLinear
 from rlbricks.modules._noisy import NoisyLinear
 
-__all__ = ["MLP", "ConvNet", "DuelingCnnDQNet", "DuelingMlpDQNet", "dueling_combine"]
+__all__ = [
+    "MLP",
+    "ConvNet",
+    "DuelingCnnDQNet",
+    "DuelingMlpDQNet",
+    "concat_inputs",
+    "dueling_combine",
+]
 
 Device = torch.device | str | None
 IntOrPair = int | tuple[int, int]
@@ -98,6 +105,53 @@ def _linear(
     )
 
 
+def concat_inputs(inputs: Sequence[Tensor], owner: str = "MLP") -> Tensor:
+    """Concatenate tensors along their last dim, broadcasting the leading (batch) dims.
+
+    ``[*b1, d1]``, ``[*b2, d2]``, ... give ``[*b, d1 + d2 + ...]`` where
+    ``b`` is the broadcast of ``b1, b2, ...``: an observation ``[B, d]`` and
+    ``N`` sampled actions ``[N, B, a]`` give ``[N, B, d + a]``. Inputs whose
+    leading dims already agree are concatenated as they are (TorchRL's
+    ``MLP`` does only that: it calls ``torch.cat(inputs, -1)``).
+
+    Args:
+        inputs: one or more tensors of at least one dim.
+        owner: the module named in error messages.
+
+    Raises:
+        ModuleValueError: no input, a 0-d input, or leading dims that do not
+            broadcast (the message gives every shape).
+
+    Example:
+        >>> import torch
+        >>> from rlbricks.modules._models import concat_inputs
+        >>> concat_inputs([torch.zeros(4, 3), torch.ones(4, 2)]).shape
+        torch.Size([4, 5])
+        >>> concat_inputs([torch.zeros(4, 3), torch.ones(10, 4, 2)]).shape
+        torch.Size([10, 4, 5])
+    """
+    if not inputs:
+        raise ModuleValueError(f"{owner}: got no input; call it with one tensor or more")
+    shapes = [tuple(t.shape) for t in inputs]
+    if any(not shape for shape in shapes):
+        raise ModuleValueError(
+            f"{owner}: every input needs a feature dim to concatenate along, got shapes "
+            f"{shapes}; unsqueeze(-1) the scalars"
+        )
+    leads = [t.shape[:-1] for t in inputs]
+    if any(lead != leads[0] for lead in leads[1:]):
+        try:
+            lead = torch.broadcast_shapes(*leads)
+        except RuntimeError as err:
+            raise ModuleValueError(
+                f"{owner}: the inputs' leading (batch) dims do not broadcast, got shapes "
+                f"{shapes}; give the inputs the same batch dims (all but the last dim are "
+                "broadcast, the last ones are concatenated)"
+            ) from err
+        inputs = [t.expand(*lead, t.shape[-1]) for t in inputs]
+    return torch.cat(list(inputs), dim=-1)
+
+
 class MLP(nn.Sequential):
     """A multi-layer perceptron: linear layers with activations, over the last dim of the input.
 
@@ -105,9 +159,19 @@ class MLP(nn.Sequential):
     last layer is the bare ``layer`` unless ``activate_last_layer``.  The
     input may have any number of leading batch dims.
 
+    Called with several inputs, the MLP concatenates them along the last dim,
+    as TorchRL's ``MLP`` does, so that
+    ``ValueOperator(MLP(out_features=1, num_cells=[64, 64]),
+    in_keys=["observation", "action"])`` is a Q-value critic. Without
+    ``in_features`` the first layer is lazy and takes the size of the
+    concatenation from the first call. The inputs' leading dims broadcast
+    (an observation ``[B, d]`` with actions ``[N, B, a]`` gives
+    ``[N, B, d + a]``), where TorchRL's ``torch.cat`` needs them equal.
+
     Args:
-        in_features: size of the last dim of the input; ``None`` makes the
-            first layer lazy (its size is read from the first input).
+        in_features: size of the last dim of the input (of the inputs
+            concatenated); ``None`` makes the first layer lazy (its size is
+            read from the first input).
         out_features: size of the output, or a shape: the output is then
             reshaped to ``[*batch, *out_features]``.
         num_cells: sizes of the hidden layers, or one size repeated ``depth`` times.
@@ -141,6 +205,11 @@ class MLP(nn.Sequential):
         torch.Size([5, 3, 2])
         >>> MLP(out_features=(2, 3), num_cells=8, depth=1)(torch.zeros(7, 10)).shape
         torch.Size([7, 2, 3])
+        >>> critic = MLP(out_features=1, num_cells=[64, 64])  # lazy: in_features = 4 + 2
+        >>> critic(torch.zeros(5, 4), torch.zeros(5, 2)).shape
+        torch.Size([5, 1])
+        >>> critic[0].in_features
+        6
     """
 
     def __init__(
@@ -184,15 +253,26 @@ class MLP(nn.Sequential):
             size_in = size
         super().__init__(*layers)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, *inputs: Tensor) -> Tensor:
         """The output ``[*batch, *out_features]`` for an input ``[*batch, in_features]``.
+
+        Several inputs are concatenated along their last dim first, their
+        leading dims broadcast: ``[*batch, d1]`` and ``[*batch, d2]`` make
+        ``[*batch, d1 + d2]``, so ``in_features`` is the sum of their sizes.
+
+        Raises:
+            ModuleValueError: several inputs, one of them 0-d or with leading
+                dims that do not broadcast with the others'.
 
         Example:
             >>> import torch
             >>> from rlbricks.modules import MLP
             >>> MLP(in_features=3, out_features=1)(torch.zeros(3)).shape
             torch.Size([1])
+            >>> MLP(in_features=3 + 2, out_features=1)(torch.zeros(8, 3), torch.zeros(8, 2)).shape
+            torch.Size([8, 1])
         """
+        x = inputs[0] if len(inputs) == 1 else concat_inputs(inputs, "MLP")
         out = super().forward(x)
         if len(self.out_shape) > 1:
             out = out.unflatten(-1, self.out_shape)

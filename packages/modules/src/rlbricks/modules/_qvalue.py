@@ -15,17 +15,31 @@ from rlbricks.modules._common import TensorDictModuleBase
 from rlbricks.modules._common import read_key
 from rlbricks.modules._errors import ModuleValueError
 from rlbricks.modules._sequential import TensorDictSequential
+from rlbricks.specs import Binary
 from rlbricks.specs import Categorical
 from rlbricks.specs import Composite
+from rlbricks.specs import MultiCategorical
+from rlbricks.specs import MultiOneHot
 from rlbricks.specs import OneHot
 from rlbricks.specs import TensorSpec
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import unravel_key
 
-__all__ = ["DistributionalQValueActor", "QValueActor", "greedy_action", "infer_action_space"]
+__all__ = [
+    "DistributionalQValueActor",
+    "QValueActor",
+    "action_space_of",
+    "greedy_action",
+    "resolve_action_space",
+]
 
 ACTION_SPACES = ("one_hot", "categorical")
+# the names TorchRL accepts for these two spaces
+_NAMES = {"one_hot": "one_hot", "one-hot": "one_hot", "categorical": "categorical"}
+_UNSUPPORTED = (MultiOneHot, MultiCategorical, Binary)
+
+ActionSpace = str | TensorSpec[Any]
 
 
 def _spec_of_action(spec: TensorSpec[Any] | None) -> TensorSpec[Any] | None:
@@ -36,28 +50,100 @@ def _spec_of_action(spec: TensorSpec[Any] | None) -> TensorSpec[Any] | None:
     return spec["action"]
 
 
-def infer_action_space(spec: TensorSpec[Any] | None, action_space: str | None, owner: str) -> str:
-    """``action_space`` when given, else ``"one_hot"``/``"categorical"`` read from the spec."""
-    if action_space is not None:
-        if action_space not in ACTION_SPACES:
+def action_space_of(action_space: ActionSpace, owner: str = "action_space_of") -> str:
+    """The name, ``"one_hot"`` or ``"categorical"``, of an action space given by name or by spec.
+
+    As in TorchRL, the Q-value actors and the DQN losses take their
+    ``action_space`` as a name or as the env's action spec
+    (``action_space=env.action_spec``): a :class:`~rlbricks.specs.OneHot`
+    spec is ``"one_hot"``, a :class:`~rlbricks.specs.Categorical` one is
+    ``"categorical"``, and a :class:`~rlbricks.specs.Composite` stands for its
+    ``"action"`` entry. TorchRL's spelling ``"one-hot"`` is accepted too.
+
+    Args:
+        action_space: a name or an action spec.
+        owner: the module named in error messages.
+
+    Raises:
+        ModuleValueError: an unknown name; a Composite without ``"action"``;
+            a spec that is not one choice among ``n`` actions (``Bounded``,
+            ``Unbounded``, and ``MultiOneHot``, ``MultiCategorical``,
+            ``Binary``, which TorchRL maps to spaces of several sub-actions
+            that these modules do not support); or an object that is neither
+            a name nor a spec.
+
+    Example:
+        >>> from rlbricks.modules import action_space_of
+        >>> from rlbricks.specs import Categorical, Composite, OneHot
+        >>> action_space_of(OneHot(4)), action_space_of(Composite(action=Categorical(4)))
+        ('one_hot', 'categorical')
+        >>> action_space_of("one-hot")
+        'one_hot'
+    """
+    if isinstance(action_space, str):
+        name = _NAMES.get(action_space)
+        if name is None:
             raise ModuleValueError(
-                f"{owner}: action_space must be one of {list(ACTION_SPACES)}, got {action_space!r}"
+                f"{owner}: action_space must be one of {list(ACTION_SPACES)}, or the action "
+                f"spec (OneHot or Categorical), got {action_space!r}"
             )
-        return action_space
-    spec = _spec_of_action(spec)
+        return name
+    if not isinstance(action_space, TensorSpec):
+        raise ModuleValueError(
+            f"{owner}: action_space must be one of {list(ACTION_SPACES)}, or the action spec "
+            f"(OneHot or Categorical, e.g. env.action_spec), got {action_space!r} "
+            f"({type(action_space).__name__})"
+        )
+    spec = _spec_of_action(action_space)
+    if spec is None:
+        keys = list(action_space.keys()) if isinstance(action_space, Composite) else []
+        raise ModuleValueError(
+            f"{owner}: the Composite action_space has no 'action' entry (keys {keys}); pass "
+            "the action spec itself, e.g. env.action_spec"
+        )
     if isinstance(spec, OneHot):
         return "one_hot"
     if isinstance(spec, Categorical):
         return "categorical"
-    if spec is None:
+    hint = ""
+    if isinstance(spec, _UNSUPPORTED):
+        hint = (
+            f"; a {type(spec).__name__} action (several sub-actions, or bits) is not "
+            "supported: give the env one Categorical(n) or OneHot(n) action over the joint "
+            "choices"
+        )
+    raise ModuleValueError(
+        f"{owner} picks one of n actions: the spec must be OneHot or Categorical, got "
+        f"{type(spec).__name__}{hint}"
+    )
+
+
+def resolve_action_space(
+    spec: TensorSpec[Any] | None, action_space: ActionSpace | None, owner: str
+) -> tuple[str, TensorSpec[Any] | None]:
+    """The action-space name of a Q-value actor, and its action spec.
+
+    ``action_space`` wins when it is a name (the spec then only gives the
+    action's dtype and shape). As in TorchRL, it may be the action spec
+    itself, which then serves as ``spec`` too; passing two different specs
+    is an error. Without ``action_space`` the name is read from ``spec``.
+    """
+    if isinstance(action_space, TensorSpec):
+        if spec is not None and _spec_of_action(spec) != _spec_of_action(action_space):
+            raise ModuleValueError(
+                f"{owner}: spec={spec} and action_space={action_space} are different specs; "
+                "pass the action spec once, as spec= or as action_space="
+            )
+        return action_space_of(action_space, owner), spec if spec is not None else action_space
+    if action_space is not None:
+        return action_space_of(action_space, owner), spec
+    leaf = _spec_of_action(spec)
+    if leaf is None:
         raise ModuleValueError(
             f"{owner}: give the action spec (spec=OneHot(n) or Categorical(n)) or "
             "action_space='one_hot' | 'categorical'"
         )
-    raise ModuleValueError(
-        f"{owner} picks one of n actions: the spec must be OneHot or Categorical, got "
-        f"{type(spec).__name__}"
-    )
+    return action_space_of(leaf, owner), spec
 
 
 def greedy_action(
@@ -142,13 +228,16 @@ class QValueActor(TensorDictSequential):
         in_keys: the keys it reads.
         spec: the action spec (``OneHot`` or ``Categorical``, or a Composite
             holding ``"action"``); kept as ``actor.spec``.
-        action_space: ``"one_hot"`` or ``"categorical"``; read from ``spec``
+        action_space: ``"one_hot"`` or ``"categorical"`` (which wins over
+            ``spec``), or, as in TorchRL, the action spec itself (then it is
+            ``spec`` too; see :func:`action_space_of`); read from ``spec``
             when ``None``.
         action_mask_key: the key of the action mask, if any.
 
     Raises:
         ModuleValueError: neither ``spec`` nor ``action_space`` tells the action
-            space, or the spec is not discrete.
+            space, the spec is not one choice among ``n`` actions, or
+            ``spec`` and ``action_space`` are two different specs.
 
     Example:
         >>> import torch
@@ -162,6 +251,9 @@ class QValueActor(TensorDictSequential):
         (torch.Size([5, 3]), torch.Size([5, 1]))
         >>> bool((td["action"].float().argmax(-1) == td["action_value"].argmax(-1)).all())
         True
+        >>> actor = QValueActor(nn.Linear(4, 3), action_space=OneHot(3))  # TorchRL's form
+        >>> actor.action_space, actor.spec["action"] == OneHot(3)
+        ('one_hot', True)
         >>> masked = QValueActor(lambda obs: obs, action_space="categorical",
         ...                      action_mask_key="action_mask")
         >>> masked(TensorDict({"observation": torch.tensor([3.0, 1.0, 2.0]),
@@ -174,10 +266,10 @@ class QValueActor(TensorDictSequential):
         module: Callable[..., Any],
         in_keys: KeysLike = "observation",
         spec: TensorSpec[Any] | None = None,
-        action_space: str | None = None,
+        action_space: str | TensorSpec[Any] | None = None,
         action_mask_key: NestedKey | None = None,
     ) -> None:
-        space = infer_action_space(spec, action_space, "QValueActor")
+        space, spec = resolve_action_space(spec, action_space, "QValueActor")
         net = TensorDictModule(module, in_keys, "action_value")
         super().__init__(net, _QValueHead(space, spec, action_mask_key))
         self.action_space = space
@@ -236,8 +328,8 @@ class DistributionalQValueActor(TensorDictSequential):
             ``.to(device)``.
         in_keys: the keys the network reads.
         spec: the action spec (``OneHot`` or ``Categorical``).
-        action_space: ``"one_hot"`` or ``"categorical"``; read from ``spec``
-            when ``None``.
+        action_space: ``"one_hot"`` or ``"categorical"``, or the action spec
+            itself (as in :class:`QValueActor`); read from ``spec`` when ``None``.
         action_mask_key: the key of the action mask, if any.
 
     Raises:
@@ -264,10 +356,10 @@ class DistributionalQValueActor(TensorDictSequential):
         support: Tensor,
         in_keys: KeysLike = "observation",
         spec: TensorSpec[Any] | None = None,
-        action_space: str | None = None,
+        action_space: str | TensorSpec[Any] | None = None,
         action_mask_key: NestedKey | None = None,
     ) -> None:
-        space = infer_action_space(spec, action_space, "DistributionalQValueActor")
+        space, spec = resolve_action_space(spec, action_space, "DistributionalQValueActor")
         support = torch.as_tensor(support, dtype=torch.get_default_dtype())
         if support.ndim != 1 or support.numel() < 2:
             raise ModuleValueError(

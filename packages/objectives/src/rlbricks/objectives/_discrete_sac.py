@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
 from typing import ClassVar
 
 import torch
@@ -20,6 +22,9 @@ from rlbricks.objectives._utils import infer_action_space
 from rlbricks.objectives._utils import next_view
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
+
+if TYPE_CHECKING:
+    from rlbricks.specs import TensorSpec
 
 __all__ = ["DiscreteSACLoss"]
 
@@ -91,8 +96,9 @@ class DiscreteSACLoss(SoftActorCriticBase):
         target_entropy: ``"auto"`` or a number.
         delay_qvalue: keep target copies of the critics.
         loss_function: ``"l2"``, ``"l1"`` or ``"smooth_l1"`` for ``loss_qvalue``.
-        action_space: ``"one_hot"`` or ``"categorical"``; read from the
-            actor's or critic's spec when ``None``.
+        action_space: ``"one_hot"`` or ``"categorical"``, or the action spec
+            itself (as in :class:`DQNLoss`); read from the actor's or
+            critic's spec when ``None``.
 
     Raises:
         LossValueError: bad ``num_actions``, ``target_entropy`` or ``loss_function``,
@@ -144,7 +150,7 @@ class DiscreteSACLoss(SoftActorCriticBase):
         target_entropy: float | str = "auto",
         delay_qvalue: bool = True,
         loss_function: str = "l2",
-        action_space: str | None = None,
+        action_space: str | TensorSpec[Any] | None = None,
     ) -> None:
         super().__init__()
         if isinstance(num_actions, bool) or not isinstance(num_actions, int) or num_actions < 2:

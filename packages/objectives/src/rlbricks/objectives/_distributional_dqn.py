@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 
@@ -18,6 +19,9 @@ from rlbricks.objectives._utils import next_view
 from rlbricks.objectives._utils import read_action_mask
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
+
+if TYPE_CHECKING:
+    from rlbricks.specs import TensorSpec
 
 __all__ = ["DistributionalDQNLoss", "categorical_projection"]
 
@@ -112,8 +116,8 @@ class DistributionalDQNLoss(LossModule):
         gamma: the discount factor.
         delay_value: keep a target copy of the network.
         double_dqn: pick the greedy next action with the online network.
-        action_space: ``"one_hot"`` or ``"categorical"``; read from the
-            network when ``None``.
+        action_space: ``"one_hot"`` or ``"categorical"``, or the action spec
+            itself (as in :class:`DQNLoss`); read from the network when ``None``.
 
     Raises:
         LossValueError: no support, a support that is not evenly spaced, or a
@@ -156,7 +160,7 @@ class DistributionalDQNLoss(LossModule):
         *,
         delay_value: bool = True,
         double_dqn: bool = False,
-        action_space: str | None = None,
+        action_space: str | TensorSpec[Any] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= float(gamma) <= 1.0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 
@@ -21,6 +22,9 @@ from rlbricks.objectives._utils import read_action_mask
 from rlbricks.objectives.value import TD0Estimator
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
+
+if TYPE_CHECKING:
+    from rlbricks.specs import TensorSpec
 
 __all__ = ["DQNLoss"]
 
@@ -71,12 +75,17 @@ class DQNLoss(LossModule):
             :class:`~rlbricks.objectives.HardUpdate`); ``False`` bootstraps on
             the online network.
         double_dqn: Double DQN targets.
-        action_space: ``"one_hot"`` or ``"categorical"``; read from the
-            network (``action_space`` attribute or action spec) when ``None``.
+        action_space: ``"one_hot"`` or ``"categorical"``, or, as in TorchRL,
+            the action spec itself (``action_space=env.action_spec``: a
+            ``OneHot`` or ``Categorical`` spec, or a Composite holding one
+            under ``"action"``); read from the network (``action_space``
+            attribute or action spec) when ``None``.
 
     Raises:
-        LossValueError: an unknown ``loss_function``, or the action space cannot be told;
-            at call time, n-step transitions with an estimator other than TD(0).
+        LossValueError: an unknown ``loss_function``; an ``action_space`` that is
+            neither a known name nor a ``OneHot``/``Categorical`` spec, or none
+            given and none readable from the network; at call time, n-step
+            transitions with an estimator other than TD(0).
 
     Example:
         >>> import torch
@@ -98,6 +107,15 @@ class DQNLoss(LossModule):
         >>> out["loss_value"].backward()
         >>> batch["td_error"].shape
         torch.Size([8])
+
+        As in TorchRL, the action space may be given as the env's action spec:
+
+        >>> from rlbricks.modules import MLP, QValueActor
+        >>> from rlbricks.specs import Categorical
+        >>> action_spec = Categorical(2)  # env.action_spec
+        >>> actor = QValueActor(MLP(4, out_features=2, num_cells=(8,)), spec=action_spec)
+        >>> DQNLoss(actor, action_space=action_spec).action_space
+        'categorical'
     """
 
     default_keys: ClassVar[dict[str, NestedKey]] = {
@@ -121,7 +139,7 @@ class DQNLoss(LossModule):
         loss_function: str = "l2",
         delay_value: bool = True,
         double_dqn: bool = False,
-        action_space: str | None = None,
+        action_space: str | TensorSpec[Any] | None = None,
     ) -> None:
         super().__init__()
         self.loss_function = check_loss_function(loss_function, "DQNLoss")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,8 @@ from torch import Tensor
 from torch import nn
 from torch.func import functional_call
 
+from rlbricks.modules import ModuleError
+from rlbricks.modules import action_space_of
 from rlbricks.objectives._errors import LossValueError
 from rlbricks.objectives._loss_base import LossModule
 from rlbricks.tensordict import TensorDict
@@ -137,34 +140,37 @@ def next_view(tensordict: TensorDict) -> TensorDict:
     return nxt.copy()
 
 
-def infer_action_space(network: Any, action_space: str | None, owner: str) -> str:
+def infer_action_space(network: Any, action_space: Any, owner: str) -> str:
     """``action_space`` when given, else read from ``network`` (its ``action_space`` or spec).
 
+    ``action_space`` is ``"one_hot"`` or ``"categorical"`` (TorchRL's
+    ``"one-hot"`` too), or, as in TorchRL, the action spec itself
+    (``action_space=env.action_spec``): see
+    :func:`~rlbricks.modules.action_space_of`.
+
     Raises:
-        LossValueError: an unknown action space, or none can be read.
+        LossValueError: an unknown action space, a spec that is not one choice
+            among ``n`` actions, or none can be read from the network.
     """
-    spaces = ("one_hot", "categorical")
     if action_space is None:
         action_space = getattr(network, "action_space", None)
     if action_space is None:
-        spec = getattr(network, "spec", None)
-        try:
-            if spec is not None and "action" in spec:
-                spec = spec["action"]
-        except TypeError:
-            pass
-        kind = type(spec).__name__
-        action_space = {"OneHot": "one_hot", "Categorical": "categorical"}.get(kind)
-    if action_space is None:
-        raise LossValueError(
-            f"{owner}: cannot tell the action space from the network; pass "
-            "action_space='one_hot' or 'categorical'"
-        )
-    if action_space not in spaces:
-        raise LossValueError(
-            f"{owner}: action_space must be one of {list(spaces)}, got {action_space!r}"
-        )
-    return str(action_space)
+        spec = getattr(network, "spec", None)  # a Composite stands for its "action"
+        name = None
+        if spec is not None:
+            with contextlib.suppress(ModuleError):
+                name = action_space_of(spec, owner)
+        if name is None:
+            raise LossValueError(
+                f"{owner}: cannot tell the action space from the network; pass "
+                "action_space='one_hot' or 'categorical', or the action spec "
+                "(action_space=env.action_spec)"
+            )
+        return name
+    try:
+        return action_space_of(action_space, owner)
+    except ModuleError as err:
+        raise LossValueError(str(err)) from err
 
 
 def call_frozen(network: nn.Module, tensordict: TensorDict) -> TensorDict:
