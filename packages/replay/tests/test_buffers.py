@@ -12,10 +12,16 @@ from rlbricks.replay import EmptyBufferError
 from rlbricks.replay import LazyMemmapStorage
 from rlbricks.replay import LazyTensorStorage
 from rlbricks.replay import ListStorage
+from rlbricks.replay import ReplayArgumentError
 from rlbricks.replay import ReplayBuffer
 from rlbricks.replay import ReplayError
+from rlbricks.replay import ReplayIndexError
+from rlbricks.replay import ReplayTypeError
 from rlbricks.replay import SamplerWithoutReplacement
+from rlbricks.replay import SliceSampler
 from rlbricks.replay import StructureError
+from rlbricks.replay import TensorDictPrioritizedReplayBuffer
+from rlbricks.replay import TensorDictReplayBuffer
 from rlbricks.tensordict import TensorDict
 
 
@@ -356,3 +362,251 @@ def test_repr_names_the_components():
     assert "RandomSampler" in text
     assert "RoundRobinWriter" in text
     assert "batch_size=3" in text
+
+
+# --------------------------------------------------------------------------- #
+# rb[index]: the stored rows, without sampling (issue 21)
+# --------------------------------------------------------------------------- #
+def test_getitem_reads_rows_in_storage_order(rb):
+    rb.extend(steps(0, 23))  # a ring of 20 rows: rows 0..2 hold ids 20..22
+    assert rb[0]["id"].item() == 20
+    assert rb[3]["id"].item() == 3
+    assert rb[-1]["id"].item() == 19  # the last row of the storage, not the newest one
+    assert rb[[0, 5]]["id"].tolist() == [20, 5]
+    assert rb[(1, 2)]["id"].tolist() == [21, 22]
+    assert rb[range(4, 6)]["id"].tolist() == [4, 5]
+    assert rb[18:]["id"].tolist() == [18, 19]
+    assert rb[torch.tensor([7, -20])]["id"].tolist() == [7, 20]
+    assert rb[:]["id"].shape == (20,)
+    check_rows(rb[:])
+
+
+def test_getitem_of_a_filling_buffer_sees_valid_rows_only(rb):
+    rb.extend(steps(0, 6))
+    assert rb[-1]["id"].item() == 5
+    assert rb[:]["id"].tolist() == list(range(6))
+    mask = torch.tensor([True, False] * 3)
+    assert rb[mask]["id"].tolist() == [0, 2, 4]
+    with pytest.raises(ReplayIndexError, match=r"row 6 is out of range.*0 \.\. 5"):
+        rb[6]
+    with pytest.raises(ReplayIndexError, match="row 9"):
+        rb[torch.tensor([0, 9])]
+
+
+@pytest.mark.parametrize("index", [0, slice(0, 2), [0, 1]], ids=repr)
+def test_getitem_gives_copies(rb, index):
+    rb.extend(steps(0, 4))
+    rows = rb[index]
+    rows["obs"].mul_(0)
+    assert rb[0]["obs"].tolist() == [0.0] * 3  # (row 0 is id 0: its obs are zeros anyway)
+    assert rb[1]["obs"].tolist() == [1.0] * 3
+    check_rows(rb[:])
+
+
+def test_getitem_does_not_touch_the_sampler():
+    rb = ReplayBuffer(
+        storage=LazyTensorStorage(10), sampler=SamplerWithoutReplacement(), batch_size=4
+    )
+    rb.extend(steps(0, 10))
+    rb.sample()  # an epoch under way
+    state = rb.sampler.state_dict()
+    rb[:]
+    rb[[1, 2]]
+    after = rb.sampler.state_dict()
+    assert torch.equal(after["order"], state["order"])
+    assert after["pos"] == state["pos"]
+
+
+def test_getitem_of_plain_tensors_and_objects():
+    rb = ReplayBuffer(storage=LazyTensorStorage(10))
+    rb.extend(torch.arange(6.0))
+    assert rb[2].item() == 2.0
+    assert rb[1:3].tolist() == [1.0, 2.0]
+    objects = ReplayBuffer(storage=ListStorage(10))
+    objects.extend(["a", "b", "c"])
+    assert objects[1] == "b"
+    assert objects[[2, 0]] == ["c", "a"]
+
+
+def test_getitem_collates_and_transforms_like_a_sample():
+    rb = ReplayBuffer(storage=ListStorage(10), transform=lambda x: x * 10)
+    rb.extend([torch.ones(2), torch.zeros(2)])
+    got = rb[[0, 1]]
+    assert got.shape == (2, 2)  # stacked by the default collate of a ListStorage
+    assert got.tolist() == [[10.0, 10.0], [0.0, 0.0]]
+
+
+def test_getitem_of_a_tensordict_buffer_has_no_sampling_keys():
+    rb = TensorDictPrioritizedReplayBuffer(
+        alpha=0.7, beta=0.5, storage=LazyTensorStorage(10), batch_size=2
+    )
+    rb.extend(steps(0, 5))
+    assert sorted(rb[[0, 1]].keys()) == ["id", "next", "obs"]
+    assert sorted(rb.sample().keys()) == ["_weight", "id", "index", "next", "obs"]
+
+
+def test_getitem_errors():
+    rb = ReplayBuffer(storage=LazyTensorStorage(10))
+    with pytest.raises(EmptyBufferError):
+        rb[0]
+    rb.extend(steps(0, 3))
+    with pytest.raises(ReplayTypeError, match="str"):
+        rb["obs"]
+    with pytest.raises(ReplayTypeError):
+        rb[[0.5]]
+
+
+# --------------------------------------------------------------------------- #
+# iteration without a batch size (issue 21)
+# --------------------------------------------------------------------------- #
+def test_iterating_without_a_batch_size_names_the_fix():
+    """TorchRL raises too ("Cannot iterate over the replay buffer. Batch_size was not
+    specified"); ours raises at ``iter(rb)``, before any loop starts."""
+    rb = ReplayBuffer(storage=LazyTensorStorage(10))
+    rb.extend(steps(0, 4))
+    with pytest.raises(ReplayArgumentError, match=r"batch size.*batch_size=") as err:
+        iter(rb)
+    assert isinstance(err.value, ValueError)
+    with pytest.raises(ReplayArgumentError):
+        for _ in rb:
+            pass
+
+
+def test_iteration_with_a_batch_size_set_later_by_load():
+    rb = ReplayBuffer(storage=LazyTensorStorage(10), batch_size=2)
+    rb.extend(steps(0, 4))
+    plain = ReplayBuffer(storage=LazyTensorStorage(10))
+    plain.load_state_dict(rb.state_dict())
+    assert next(iter(plain)).batch_size == (2,)
+
+
+# --------------------------------------------------------------------------- #
+# pin_memory (issue 21)
+# --------------------------------------------------------------------------- #
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+without_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+
+
+@without_cuda
+def test_pin_memory_without_cuda_does_nothing():
+    rb = ReplayBuffer(storage=LazyTensorStorage(10), batch_size=2, pin_memory=True)
+    assert rb.pin_memory is False
+    rb.extend(steps(0, 4))
+    check_rows(rb.sample())
+    check_rows(rb[:])
+
+
+@needs_cuda
+@pytest.mark.parametrize("prefetch", [None, 2])
+def test_pin_memory_pins_samples(prefetch):
+    rb = TensorDictReplayBuffer(
+        storage=LazyTensorStorage(10), batch_size=2, pin_memory=True, prefetch=prefetch
+    )
+    assert rb.pin_memory is True
+    rb.extend(steps(0, 4))
+    sample = rb.sample()
+    assert all(leaf.is_pinned() for leaf in sample.values(True, True))
+    assert all(leaf.is_pinned() for leaf in rb[[0, 1]].values(True, True))
+    assert not ReplayBuffer(storage=LazyTensorStorage(4), batch_size=2).pin_memory
+
+
+@pytest.mark.parametrize("prefetch", [None, 2])
+def test_pin_memory_pins_every_cpu_batch(prefetch, monkeypatch):
+    """The wiring, on any machine: with CUDA said to be there, every CPU leaf of a
+    sample, of rb[index] and of a prefetched batch goes through Tensor.pin_memory."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    made: list[torch.Tensor] = []  # what the fake Tensor.pin_memory returned
+
+    def fake_pin(self):
+        made.append(self.clone())
+        return made[-1]
+
+    def all_pinned(data) -> bool:
+        leaves = list(data.values(True, True)) if isinstance(data, TensorDict) else [data]
+        return all(any(leaf is out for out in made) for leaf in leaves)
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", fake_pin)
+    rb = TensorDictReplayBuffer(
+        storage=LazyTensorStorage(10), batch_size=3, pin_memory=True, prefetch=prefetch
+    )
+    assert rb.pin_memory is True
+    rb.extend(steps(0, 4))
+    sample = rb.sample()
+    check_rows(sample)
+    assert all_pinned(sample)  # "index" included
+    assert "index" in sample.keys()
+    assert all_pinned(rb[[0, 1]])
+    tensors = ReplayBuffer(storage=LazyTensorStorage(10), batch_size=2, pin_memory=True)
+    tensors.extend(torch.zeros(4, 2))
+    assert all_pinned(tensors.sample())
+    assert all_pinned(tensors[0])
+
+
+def test_pin_memory_must_be_a_bool():
+    with pytest.raises(ReplayTypeError, match="pin_memory"):
+        ReplayBuffer(pin_memory="yes")
+
+
+# --------------------------------------------------------------------------- #
+# random warm-up steps, then policy steps with more keys (issue 21)
+# --------------------------------------------------------------------------- #
+def policy_steps(start: int, n: int) -> dict:
+    data = steps(start, n)
+    data["loc"] = torch.ones(n, 2)
+    data["scale"] = torch.full((n, 2), 2.0)
+    data["sample_log_prob"] = torch.full((n,), -1.0)
+    return data
+
+
+@pytest.mark.parametrize("kind", ["lazy", "memmap"])
+def test_policy_keys_after_random_warmup(kind, tmp_path):
+    """The usual off-policy loop: random frames first (observation, action, next...),
+    then frames of the policy with its extra keys; both are stored."""
+    rb = TensorDictReplayBuffer(storage=STORAGES[kind](tmp_path), batch_size=40)
+    rb.extend(steps(0, 8))
+    rb.extend(policy_steps(8, 8))
+    sample = rb.sample()
+    check_rows(sample)
+    warm = sample["id"] < 8
+    assert torch.equal(sample["loc"][warm], torch.zeros(int(warm.sum()), 2))
+    assert torch.equal(sample["loc"][~warm], torch.ones(int((~warm).sum()), 2))
+    with pytest.raises(StructureError, match=r"missing keys.*loc.*ExcludeTransform"):
+        rb.extend(steps(16, 2))  # frames without the policy's keys, once stored
+
+
+def test_policy_keys_in_a_list_storage_read_zeros_where_a_row_lacks_them():
+    """A ListStorage keeps each row as written; a batch mixing warm-up and policy rows
+    gets zeros where a row lacks a key, as a tensor storage would hold them."""
+    rb = TensorDictPrioritizedReplayBuffer(alpha=0.7, beta=0.5, batch_size=40)  # a ListStorage
+    rb.extend(steps(0, 8))
+    rb.extend(policy_steps(8, 8))
+    sample = rb.sample()
+    check_rows(sample)
+    policy = (sample["id"] >= 8).float()
+    assert torch.equal(sample["loc"], policy[:, None].expand(40, 2))
+    assert torch.equal(sample["sample_log_prob"], -policy)
+    assert "loc" not in rb.storage.get(0).keys()  # the stored rows are untouched
+    sample["td_error"] = torch.rand(40)
+    rb.update_tensordict_priority(sample)
+
+
+def test_policy_keys_with_slices_and_priorities():
+    done = lambda n: (torch.arange(n) % 4 == 3)[:, None]  # noqa: E731 - trajectories of 4 steps
+    sliced = TensorDictReplayBuffer(
+        storage=LazyTensorStorage(32), sampler=SliceSampler(slice_len=4), batch_size=8
+    )
+    prioritized = TensorDictPrioritizedReplayBuffer(
+        alpha=0.7, beta=0.5, storage=LazyTensorStorage(32), batch_size=8
+    )
+    for rb in (sliced, prioritized):
+        warm, policy = steps(0, 8), policy_steps(8, 8)
+        warm["next"]["done"], policy["next"]["done"] = done(8), done(8)
+        rb.extend(warm)
+        rb.extend(policy)
+        sample = rb.sample()
+        assert torch.equal(sample["loc"][:, 0], (sample["id"] >= 8).float())
+        sample["td_error"] = torch.rand(8)
+        if rb is prioritized:
+            rb.update_tensordict_priority(sample)
+        else:  # slices never cross a trajectory: the 4 steps share their warm-up status
+            assert (sample["id"].view(2, 4) // 4 == sample["id"].view(2, 4)[:, :1] // 4).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rlbricks.replay import LazyMemmapStorage
 from rlbricks.replay import LazyTensorStorage
 from rlbricks.replay import ListStorage
 from rlbricks.replay import PrioritizedReplayBuffer
@@ -302,3 +303,97 @@ def test_tensordict_prioritized_buffer_is_a_prioritized_buffer():
     rb = TensorDictPrioritizedReplayBuffer(alpha=0.5, beta=0.5, batch_size=2)
     assert isinstance(rb, PrioritizedReplayBuffer)
     assert rb.sampler.alpha == 0.5
+
+
+# --------------------------------------------------------------------------- #
+# items that are batches themselves: [T] trajectories (issue 21)
+# --------------------------------------------------------------------------- #
+T = 4
+
+
+def trajectory_batch(n: int, start: int = 0, **extra) -> TensorDict:
+    """``n`` whole trajectories of ``T`` steps, a ``[n, T]`` TensorDict; step t of
+    trajectory i has ``step`` 10 i + t."""
+    ids = torch.arange(start, start + n)
+    step = ids[:, None] * 10 + torch.arange(T)
+    td = TensorDict(
+        {
+            "traj": ids[:, None].expand(n, T).clone(),
+            "step": step,
+            "obs": step[..., None].float().expand(n, T, 3).clone(),
+            "next": {"done": (torch.arange(T) == T - 1).expand(n, T)[..., None].clone()},
+        },
+        batch_size=[n, T],
+    )
+    for key, value in extra.items():
+        td[key] = value
+    return td
+
+
+@pytest.mark.parametrize("storage", [LazyTensorStorage, LazyMemmapStorage, ListStorage])
+def test_sampled_trajectories_keep_their_steps(storage):
+    """TorchRL usage: ``rb.extend(td)`` with ``td.batch_size == [N, T]`` stores N items of
+    ``[T]`` steps; ``rb.sample(2)`` is ``[2, T]`` and ``"index"`` is repeated over T."""
+    rb = TensorDictReplayBuffer(storage=storage(10), batch_size=2)
+    rb.extend(trajectory_batch(5))
+    assert len(rb) == 5
+    for _ in range(5):
+        sample, info = rb.sample(2, return_info=True)
+        assert sample.batch_size == (2, T)
+        assert info["index"].shape == (2,)
+        assert torch.equal(sample["index"], info["index"][:, None].expand(2, T))
+        assert torch.equal(sample["traj"], sample["index"])  # trajectory i was written at row i
+        assert torch.equal(sample["step"], sample["traj"] * 10 + torch.arange(T))
+        assert sample["next", "done"].shape == (2, T, 1)
+
+
+def test_prioritized_trajectories_weights_fit_the_sample():
+    rb = prb(capacity=10, batch_size=3)
+    rb.extend(trajectory_batch(4))
+    rb.update_priority(torch.arange(4), torch.tensor([1.0, 2.0, 4.0, 8.0]))
+    torch.manual_seed(0)
+    sample = rb.sample()
+    assert sample.batch_size == (3, T)
+    assert sample["_weight"].shape == (3, T)
+    # one weight per trajectory, (p_i / p_min) ** -beta, repeated over its steps
+    golden = torch.tensor([1.0, 0.5, 0.25, 0.125])
+    assert torch.allclose(sample["_weight"], golden[sample["index"]])
+
+
+@pytest.mark.parametrize("shape", [(3, T), (3, T, 1)], ids=["per_step", "trailing_1"])
+def test_update_tensordict_priority_of_trajectories(shape):
+    """One priority per stored trajectory: its steps' values reduced by the sampler's
+    reduction ("max", TorchRL's default too); the other trajectories keep theirs."""
+    rb = prb(capacity=10, batch_size=3)
+    rb.extend(trajectory_batch(6))
+    torch.manual_seed(1)
+    sample = rb.sample()
+    error = torch.rand(shape)
+    sample["td_error"] = error
+    rb.update_tensordict_priority(sample)
+    per_item = error.reshape(3, -1).amax(1)
+    expected = dict.fromkeys(range(6), 1.0)  # rows enter with priority 1
+    expected.update(zip(sample["index"][:, 0].tolist(), per_item.tolist()))  # the last wins
+    got = rb.sampler.priority(torch.arange(6))
+    assert torch.allclose(got, torch.tensor([expected[i] for i in range(6)], dtype=got.dtype))
+
+
+def test_initial_priorities_of_trajectories_are_reduced():
+    rb = prb(capacity=10)
+    error = torch.tensor([[1.0, 3.0, 0.0, 2.0], [0.5, 0.5, 0.5, 0.25]])
+    rb.extend(trajectory_batch(2, td_error=error))
+    assert rb.sampler.priority(torch.arange(2)).tolist() == [3.0, 0.5]
+
+
+def test_reshaped_samples_of_steps_keep_one_priority_per_step():
+    """Steps stored one per row: a sample reshaped to [slices, steps] still sends one
+    priority per step (only the dims of stored items are reduced)."""
+    rb = prb(capacity=8, batch_size=6)
+    rb.extend(rows(8))
+    torch.manual_seed(2)
+    sample = rb.sample().reshape(2, 3)
+    sample["td_error"] = torch.arange(1.0, 7.0).reshape(2, 3)
+    rb.update_tensordict_priority(sample)
+    expected = dict(zip(sample["index"].reshape(-1).tolist(), range(1, 7)))  # last wins
+    for row, priority in expected.items():
+        assert rb.sampler.priority(row).item() == priority

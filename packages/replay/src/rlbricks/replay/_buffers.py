@@ -26,17 +26,21 @@ from rlbricks.replay._atomic_folder import write_folder_atomically
 from rlbricks.replay._data import as_batch
 from rlbricks.replay._data import as_row
 from rlbricks.replay._data import default_collate
+from rlbricks.replay._data import pinned
+from rlbricks.replay._errors import EmptyBufferError
 from rlbricks.replay._errors import ReplayArgumentError
 from rlbricks.replay._errors import ReplayError
 from rlbricks.replay._errors import ReplayFileNotFoundError
 from rlbricks.replay._errors import ReplayRuntimeError
 from rlbricks.replay._errors import ReplayTypeError
+from rlbricks.replay._index import read_index
 from rlbricks.replay._interfaces import Sampler
 from rlbricks.replay._interfaces import Storage
 from rlbricks.replay._interfaces import Writer
 from rlbricks.replay._samplers import RandomSampler
 from rlbricks.replay._storages import ListStorage
 from rlbricks.replay._writers import RoundRobinWriter
+from rlbricks.tensordict import TensorDict
 
 __all__ = ["ReplayBuffer"]
 
@@ -146,6 +150,11 @@ class ReplayBuffer:
             stack for ``ListStorage``, nothing for tensor storages).
         transform: a callable (or list) applied to every sampled batch.
         prefetch: number of batches sampled ahead in a background thread.
+        pin_memory: pin the CPU tensors of every sampled batch (and of
+            ``rb[index]``), so that ``batch.to("cuda", non_blocking=True)``
+            copies asynchronously.  Pinned memory serves only copies to a GPU:
+            on a machine without CUDA this does nothing (``rb.pin_memory`` is
+            then False).  Batches already on a GPU are left alone.
 
     Example:
         >>> import torch
@@ -168,7 +177,12 @@ class ReplayBuffer:
         collate_fn: Callable[[Any], Any] | None = None,
         transform: Transform | list[Transform] | None = None,
         prefetch: int | None = None,
+        pin_memory: bool = False,
     ) -> None:
+        if not isinstance(pin_memory, bool):
+            raise ReplayTypeError(
+                f"{type(self).__name__}(): pin_memory must be True or False, got {pin_memory!r}"
+            )
         self._storage = storage if storage is not None else ListStorage(1000)
         self._sampler = sampler if sampler is not None else RandomSampler()
         self._writer = writer if writer is not None else RoundRobinWriter()
@@ -191,6 +205,8 @@ class ReplayBuffer:
                 f"{prefetch!r}"
             )
         self._prefetch = prefetch or 0
+        self._pin_asked = pin_memory
+        self._pin_memory = pin_memory and torch.cuda.is_available()
         self._lock = threading.RLock()
         # subclasses that write into samples override _postprocess
         self._postprocesses = type(self)._postprocess is not ReplayBuffer._postprocess
@@ -220,8 +236,56 @@ class ReplayBuffer:
         """The default batch size of ``sample()``."""
         return self._batch_size
 
+    @property
+    def pin_memory(self) -> bool:
+        """True when sampled batches are pinned (``pin_memory=True`` and CUDA is available)."""
+        return self._pin_memory
+
     def __len__(self) -> int:
         return len(self._storage)
+
+    def __getitem__(self, index: Any) -> Any:
+        """The stored rows at ``index``, without sampling (the sampler is not touched).
+
+        ``index`` is an int (one row, as stored), or a slice, a list, range or
+        tuple of ints, or an integer (or bool mask) tensor: a batch of rows,
+        collated and transformed as a sample is (but without the ``"index"``
+        and weights a ``TensorDictReplayBuffer`` adds to samples).  Rows are in
+        storage order; negative indices count from the last valid row.  Tensors
+        and TensorDicts come back as copies: changing them leaves the rows alone.
+
+        Raises:
+            EmptyBufferError: nothing was written yet.
+            ReplayIndexError: a row that is not valid (``0 .. len(rb) - 1``).
+            ReplayTypeError: another kind of index (e.g. a key: use ``rb[:][key]``).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.replay import LazyTensorStorage, ReplayBuffer
+            >>> rb = ReplayBuffer(storage=LazyTensorStorage(10))
+            >>> _ = rb.extend({"obs": torch.arange(6.0)})
+            >>> rb[0]["obs"], rb[-1]["obs"]
+            (tensor(0.), tensor(5.))
+            >>> rb[[1, 3]]["obs"], rb[2:4]["obs"]
+            (tensor([1., 3.]), tensor([2., 3.]))
+        """
+        where = f"{type(self).__name__}[...]"
+        with self._lock:
+            n = len(self._storage)
+            if not n:
+                raise EmptyBufferError("cannot index an empty buffer: add or extend it first")
+            rows = read_index(index, n, where)
+            data = self._storage.get(rows)
+        if isinstance(rows, int):
+            if isinstance(data, (Tensor, TensorDict)):  # a copy, as every batch is
+                data = data.clone()
+        elif self._collate_fn is not _identity:
+            data = self._collate_fn(data)
+        for transform in self._transforms:
+            data = transform(data)
+        if self._pin_memory:
+            data = pinned(data)
+        return data
 
     # ------------------------------------------------------------------ #
     # writing
@@ -295,6 +359,8 @@ class ReplayBuffer:
             data = self._postprocess(data, index, info)
         for transform in self._transforms:
             data = transform(data)
+        if self._pin_memory:
+            data = pinned(data)
         info["index"] = index
         return data, info
 
@@ -323,11 +389,23 @@ class ReplayBuffer:
 
     def __iter__(self) -> Iterator[Any]:
         """Batches of ``batch_size`` until the sampler runs out (one epoch for
-        ``SamplerWithoutReplacement``; samplers that never run out iterate forever)."""
+        ``SamplerWithoutReplacement``; samplers that never run out iterate forever).
+
+        Raises:
+            ReplayArgumentError: the buffer has no ``batch_size`` (raised by
+                ``iter(rb)`` itself, as TorchRL raises on iteration too).
+        """
         if self._batch_size is None:
-            raise ReplayArgumentError("iterating needs a batch size: ReplayBuffer(batch_size=...)")
+            raise ReplayArgumentError(
+                f"cannot iterate over a {type(self).__name__} without a batch size: build it with "
+                f"{type(self).__name__}(..., batch_size=256) (each step samples batch_size rows), "
+                "or loop over rb.sample(batch_size=...) yourself"
+            )
+        return self._batches(self._batch_size)
+
+    def _batches(self, batch_size: int) -> Iterator[Any]:
         while True:
-            data, _ = self._sample(self._batch_size)
+            data, _ = self._sample(batch_size)
             yield data
             if self._sampler.ran_out:
                 return
@@ -517,6 +595,30 @@ class ReplayBuffer:
             self._writer.load_state_dict(writer_state)
             self._batch_size = meta["batch_size"]
         self._drop_prefetched()
+
+    # ------------------------------------------------------------------ #
+    # pickling
+    # ------------------------------------------------------------------ #
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the lock and the prefetch thread.
+
+        The lock is held while the parts are gathered, not while pickle copies
+        the rows: pickle a buffer no other thread is writing to.  Transforms
+        and ``collate_fn`` are pickled as given (lambdas cannot be).
+        """
+        with self._lock:
+            state = self.__dict__.copy()
+        for name in ("_lock", "_executor", "_queue"):
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._executor = None
+        self._queue = deque()
+        # pinning needs CUDA where the copy lives, not where it was pickled
+        self._pin_memory = self._pin_asked and torch.cuda.is_available()
 
     def __repr__(self) -> str:
         return (

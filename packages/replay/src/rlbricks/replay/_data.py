@@ -6,6 +6,7 @@ of a batch, and describe structure mismatches with the keys and shapes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,10 +14,20 @@ import torch
 from torch import Tensor
 
 from rlbricks.replay._errors import ReplayArgumentError
+from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
 from rlbricks.tensordict import stack
 
-__all__ = ["as_batch", "as_row", "batch_len", "default_collate", "describe_mismatch", "rows"]
+__all__ = [
+    "as_batch",
+    "as_row",
+    "batch_len",
+    "default_collate",
+    "describe_mismatch",
+    "expand_right",
+    "pinned",
+    "rows",
+]
 
 
 def _leading_dim(data: Mapping[Any, Any]) -> int:
@@ -68,6 +79,19 @@ def batch_len(data: Any) -> int:
     return len(data)
 
 
+def pinned(data: Any) -> Any:
+    """``data`` with its CPU tensors copied to pinned memory (a TensorDict leaf by leaf).
+
+    Tensors on another device and objects that are neither tensors nor
+    TensorDicts are returned as they are.
+    """
+    if isinstance(data, Tensor):
+        return data.pin_memory() if data.device.type == "cpu" else data
+    if isinstance(data, TensorDict):
+        return data.apply(lambda x: x.pin_memory() if x.device.type == "cpu" else x)
+    return data
+
+
 def rows(data: Any) -> list[Any]:
     """The rows of a batch as a list (for storages of Python objects)."""
     if isinstance(data, (TensorDict, Tensor)):
@@ -75,9 +99,30 @@ def rows(data: Any) -> list[Any]:
     return list(data)
 
 
+def _with_every_key(items: list[TensorDict]) -> list[TensorDict]:
+    """``items`` where each lacking a leaf key another one has gets zeros there."""
+    example: dict[Any, Tensor] = {}
+    for item in items:
+        for key, value in item.items(include_nested=True, leaves_only=True):
+            example.setdefault(key, value)
+    out = []
+    for item in items:
+        lacking = example.keys() - set(item.keys(include_nested=True, leaves_only=True))
+        if lacking:
+            item = item.apply(lambda x: x)  # new (nested) TensorDicts: the stored row stays
+            for key in lacking:
+                item.set(key, torch.zeros_like(example[key]))
+        out.append(item)
+    return out
+
+
 def default_collate(items: list[Any]) -> Any:
     """Stack rows read from a ``ListStorage``: TensorDicts, tensors and dicts of tensors
     are stacked along a new first dim; anything else stays a list.
+
+    TensorDict rows with different keys (random warm-up steps, then policy
+    steps with more keys) are stacked with zeros where a row lacks a key, as a
+    tensor storage holds them.
 
     Example:
         >>> import torch
@@ -85,12 +130,20 @@ def default_collate(items: list[Any]) -> Any:
         torch.Size([2, 2])
         >>> default_collate(["a", "b"])
         ['a', 'b']
+        >>> from rlbricks.tensordict import TensorDict
+        >>> rows = [TensorDict({"obs": torch.ones(2)}), TensorDict({"obs": torch.ones(2), "loc": torch.ones(1)})]
+        >>> default_collate(rows)["loc"]
+        tensor([[0.],
+                [1.]])
     """
     if not items:
         return items
     first = items[0]
     if isinstance(first, TensorDict):
-        return stack(items, 0)
+        try:
+            return stack(items, 0)
+        except KeyError:  # rows with different keys
+            return stack(_with_every_key(items), 0)
     if isinstance(first, Tensor):
         return torch.stack(items, 0)
     if isinstance(first, Mapping):
@@ -101,22 +154,28 @@ def default_collate(items: list[Any]) -> Any:
     return items
 
 
-def describe_mismatch(stored: TensorDict, incoming: TensorDict) -> str | None:
+def describe_mismatch(
+    stored: TensorDict, incoming: TensorDict, keys: Iterable[NestedKey] | None = None
+) -> str | None:
     """Why ``incoming`` rows cannot be written into ``stored`` (None when they can).
 
     ``stored`` has batch ``[max_size, *B]``; ``incoming`` has batch ``[n, *B]`` or ``B``.
+    With ``keys``, only the row shapes and dtypes of those keys are compared
+    (both TensorDicts hold them); otherwise the key sets must be equal too.
     """
-    have = set(stored.keys(include_nested=True, leaves_only=True))
-    got = set(incoming.keys(include_nested=True, leaves_only=True))
-    if have != got:
-        missing = sorted(map(str, have - got))
-        extra = sorted(map(str, got - have))
-        return (
-            f"the data does not have the structure of the stored rows: missing keys {missing}, "
-            f"extra keys {extra}"
-        )
+    if keys is None:
+        have = set(stored.keys(include_nested=True, leaves_only=True))
+        got = set(incoming.keys(include_nested=True, leaves_only=True))
+        if have != got:
+            missing = sorted(map(str, have - got))
+            extra = sorted(map(str, got - have))
+            return (
+                f"the data does not have the structure of the stored rows: missing keys "
+                f"{missing}, extra keys {extra}"
+            )
+        keys = have
     row_dims = stored.batch_dims - 1
-    for key in sorted(have, key=str):
+    for key in sorted(keys, key=str):
         want = stored.get(key)
         value = incoming.get(key)
         want_row = tuple(want.shape[1:])
@@ -129,3 +188,16 @@ def describe_mismatch(stored: TensorDict, incoming: TensorDict) -> str | None:
         if want.dtype != value.dtype and not torch.can_cast(value.dtype, want.dtype):
             return f"key {key!r}: stored dtype {want.dtype} cannot hold {value.dtype}"
     return None
+
+
+def expand_right(value: Tensor, shape: torch.Size) -> Tensor:
+    """``value`` (shape ``shape[:k]``) repeated over the trailing dims of ``shape`` (a view).
+
+    Example:
+        >>> import torch
+        >>> expand_right(torch.tensor([3, 7]), torch.Size([2, 3]))
+        tensor([[3, 3, 3],
+                [7, 7, 7]])
+    """
+    extra = len(shape) - value.ndim
+    return value.reshape(*value.shape, *([1] * extra)).expand(shape)

@@ -28,6 +28,10 @@ class Storage(abc.ABC):
     Subclasses implement ``set``, ``get``, ``__len__``, ``empty`` and the state
     methods.  ``len(storage)`` is the number of rows written so far (at most
     ``max_size``); rows ``0 .. len-1`` are valid.
+
+    Writers and samplers index with 1-d long tensors (or an int for one row);
+    the storages shipped here also take lists, ranges and tuples of ints and
+    slices (``rlbricks.replay`` turns them into tensors and checks them).
     """
 
     def __init__(self, max_size: int) -> None:
@@ -36,14 +40,15 @@ class Storage(abc.ABC):
         self.max_size = max_size
 
     @abc.abstractmethod
-    def set(self, index: int | Tensor, data: Any) -> None:
+    def set(self, index: Any, data: Any) -> None:
         """Write one row (``index`` an int) or several rows (``index`` a 1-d tensor)."""
 
     @abc.abstractmethod
-    def get(self, index: int | Tensor) -> Any:
+    def get(self, index: Any) -> Any:
         """Read one row (int) or a batch of rows (1-d tensor of indices)."""
 
-    def __getitem__(self, index: int | Tensor) -> Any:
+    def __getitem__(self, index: Any) -> Any:
+        """Same as ``get(index)``."""
         return self.get(index)
 
     @abc.abstractmethod

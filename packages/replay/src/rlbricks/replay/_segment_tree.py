@@ -327,6 +327,27 @@ class _SegmentTree(abc.ABC):
         self._leaves[: self.capacity] = leaves.to(self._tree)
         self._rebuild()
 
+    # -- pickling ------------------------------------------------------- #
+    def __getstate__(self) -> dict[str, Any]:
+        """The constructor arguments and the leaves.
+
+        The levels are views into one flat tensor, which pickle would copy
+        separately: the copy rebuilds the tree from its leaves instead.
+        """
+        return {
+            "capacity": self.capacity,
+            "dtype": self.dtype,
+            "device": self.device,
+            "branching": self.branching,
+            "leaves": self._leaves[: self.capacity].clone(),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        type(self).__init__(
+            self, state["capacity"], state["dtype"], state["device"], branching=state["branching"]
+        )
+        self.load_state_dict({"capacity": state["capacity"], "leaves": state["leaves"]})
+
     def __repr__(self) -> str:
         value = self.reduce().item()
         return (

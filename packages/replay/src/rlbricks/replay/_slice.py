@@ -325,6 +325,12 @@ class SliceSampler(Sampler):
         self._last_written = int(state_dict["last_written"])
         self._bounds = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the boundary cache, which is keyed by the storage's ``id``."""
+        state = self.__dict__.copy()
+        state["_bounds"] = None
+        return state
+
     def __repr__(self) -> str:
         size = (
             f"num_slices={self.num_slices}"

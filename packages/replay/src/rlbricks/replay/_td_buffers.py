@@ -10,12 +10,14 @@ from torch import Tensor
 
 from rlbricks.replay._buffers import ReplayBuffer
 from rlbricks.replay._buffers import Transform
+from rlbricks.replay._data import expand_right
 from rlbricks.replay._errors import ReplayKeyError
 from rlbricks.replay._interfaces import Sampler
 from rlbricks.replay._interfaces import Storage
 from rlbricks.replay._interfaces import Writer
 from rlbricks.replay._prioritized import PrioritizedSampler
 from rlbricks.replay._storages import ListStorage
+from rlbricks.replay._storages import TensorStorage
 from rlbricks.replay._writers import TensorDictMaxValueWriter
 from rlbricks.tensordict import NestedKey
 from rlbricks.tensordict import TensorDict
@@ -56,14 +58,20 @@ class TensorDictReplayBuffer(ReplayBuffer):
     def _postprocess(self, data: Any, index: Tensor, info: dict[str, Any]) -> Any:
         if not isinstance(data, TensorDict):
             return data
-        n = data.batch_size[0] if data.batch_dims else None
+        batch = data.batch_size
+        n = batch[0] if batch else None
+        # stored items with a batch shape of their own ([T] trajectories: samples [B, T])
+        # get their per-item bookkeeping repeated over those dims, as TorchRL does
+        items = len(batch) > 1
         if n == len(index):
-            data.set("index", index)
+            data.set("index", expand_right(index, batch) if items else index)
         for key, value in info.items():
             if not isinstance(value, Tensor) or not value.ndim or value.shape[0] != n:
                 continue
             if not isinstance(key, (str, tuple)) or key in ("slice_id", "slice_lengths"):
                 continue
+            if items and value.ndim < len(batch):
+                value = expand_right(value, batch)
             old = data.get(key, None)
             if old is not None and old.dtype == torch.bool and value.dtype == torch.bool:
                 value = old | value.reshape(old.shape)
@@ -74,8 +82,42 @@ class TensorDictReplayBuffer(ReplayBuffer):
                     data.set(("next", "done"), done | value.reshape(done.shape))
         return data
 
+    def _item_dims(self) -> int:
+        """How many batch dims one stored item has (1 for ``[T]`` trajectories, 0 for steps)."""
+        storage = self._storage
+        if isinstance(storage, TensorStorage) and storage.initialized:
+            data = storage.data
+            return data.batch_dims - 1 if isinstance(data, TensorDict) else 0
+        if isinstance(storage, ListStorage) and len(storage):
+            item = storage.get(0)
+            return item.batch_dims if isinstance(item, TensorDict) else 0
+        return 0
+
     def update_tensordict_priority(self, data: TensorDict) -> None:
-        """Send ``data[priority_key]`` back as the priorities of rows ``data["index"]``."""
+        """Send ``data[priority_key]`` back as the priorities of rows ``data["index"]``.
+
+        A sample of items with a batch shape (``[B, T]`` from ``[T]``
+        trajectories) holds ``"index"`` repeated over ``T``: each item gets one
+        priority, its ``priority_key`` values (``[B, T]`` or ``[B, T, 1]``)
+        reduced with the sampler's ``reduction`` (``"max"`` by default), as in
+        TorchRL.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.replay import LazyTensorStorage, TensorDictPrioritizedReplayBuffer
+            >>> from rlbricks.tensordict import TensorDict
+            >>> rb = TensorDictPrioritizedReplayBuffer(
+            ...     alpha=1.0, beta=0.5, eps=0.0, storage=LazyTensorStorage(10), batch_size=2
+            ... )
+            >>> _ = rb.extend(TensorDict({"obs": torch.zeros(3, 4, 1)}, batch_size=[3, 4]))
+            >>> sample = rb.sample()  # two trajectories of 4 steps
+            >>> sample.batch_size, sample["index"].shape
+            (torch.Size([2, 4]), torch.Size([2, 4]))
+            >>> sample["td_error"] = torch.tensor([[0.125, 0.5, 0.25, 0.0], [0.25, 0.25, 0.75, 0.25]])
+            >>> rb.update_tensordict_priority(sample)  # one priority per trajectory: its max
+            >>> rb.sampler.priority(sample["index"][1, 0]).item()
+            0.75
+        """
         try:
             index = data.get("index")
             priority = data.get(self.priority_key)
@@ -84,6 +126,10 @@ class TensorDictReplayBuffer(ReplayBuffer):
                 f"update_tensordict_priority needs 'index' and {self.priority_key!r} in the "
                 f"TensorDict ({err}); sample from this buffer and let the loss write the priority"
             ) from None
+        if index.ndim > 1:
+            items = self._item_dims()
+            if items and index.ndim > items:  # [*S, *item] -> [*S]: it repeats over items
+                index = index[(..., *([0] * items))]
         self.update_priority(index, priority.detach())
 
 
@@ -102,7 +148,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             through ``buffer.sampler.beta`` for annealing.
         eps: added to priorities so that none is zero.
         dtype: dtype of the priority trees.
-        storage, writer, batch_size, collate_fn, transform, prefetch: as for ``ReplayBuffer``.
+        storage, writer, batch_size, collate_fn, transform, prefetch, pin_memory: as for
+            ``ReplayBuffer``.
 
     Example:
         >>> import torch
@@ -128,6 +175,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         collate_fn: Callable[[Any], Any] | None = None,
         transform: Transform | list[Transform] | None = None,
         prefetch: int | None = None,
+        pin_memory: bool = False,
         **kwargs: Any,
     ) -> None:
         storage = storage if storage is not None else ListStorage(1000)
@@ -140,6 +188,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             collate_fn=collate_fn,
             transform=transform,
             prefetch=prefetch,
+            pin_memory=pin_memory,
             **kwargs,
         )
 
@@ -155,7 +204,8 @@ class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer, PrioritizedRepla
     Args:
         alpha, beta, eps, dtype: as for ``PrioritizedReplayBuffer``.
         priority_key: where priorities are read (default ``"td_error"``).
-        storage, writer, batch_size, collate_fn, transform, prefetch: as for ``ReplayBuffer``.
+        storage, writer, batch_size, collate_fn, transform, prefetch, pin_memory: as for
+            ``ReplayBuffer``.
 
     Example:
         >>> import torch
@@ -185,6 +235,7 @@ class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer, PrioritizedRepla
         collate_fn: Callable[[Any], Any] | None = None,
         transform: Transform | list[Transform] | None = None,
         prefetch: int | None = None,
+        pin_memory: bool = False,
     ) -> None:
         # cooperative __init__: TensorDictReplayBuffer takes priority_key, then
         # PrioritizedReplayBuffer builds the priority sampler
@@ -200,6 +251,7 @@ class TensorDictPrioritizedReplayBuffer(TensorDictReplayBuffer, PrioritizedRepla
             collate_fn=collate_fn,
             transform=transform,
             prefetch=prefetch,
+            pin_memory=pin_memory,
         )
 
     def _after_write(self, index: Tensor, data: Any, single: bool) -> None:
