@@ -20,6 +20,7 @@ from torch import Tensor
 from rlbricks.tensordict import _shape
 from rlbricks.tensordict import _td
 from rlbricks.tensordict._errors import TensorDictKeyError
+from rlbricks.tensordict._errors import TensorDictValueError
 from rlbricks.tensordict._keys import NestedKey
 from rlbricks.tensordict._sentinel import NO_DEFAULT
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from rlbricks.tensordict._td import Value
 
 __all__ = ["ValueOpsMixin", "apply_leaves", "expand_mask"]
+
+_Dims = builtins.int | tuple[builtins.int, ...] | None
 
 
 class ValueOpsMixin:
@@ -241,6 +244,146 @@ class ValueOpsMixin:
             return any(bool(v.any()) for _, v in _td.iter_leaves(self))
         return _shape.reduce_dim(self, dim, torch.any)
 
+    # ------------------------------------------------------------------ #
+    # reductions
+    # ------------------------------------------------------------------ #
+    def sum(self: TensorDict, dim: _Dims = None, keepdim: builtins.bool = False, *,
+            reduce: builtins.bool = False) -> Any:  # fmt: skip
+        """The sum of every leaf: over all its elements (``dim=None``) or over batch dims.
+
+        Args:
+            dim: None (every element of each leaf: the result has batch size
+                ``[]``), a batch dim or a tuple of batch dims.
+            keepdim: keep the reduced batch dims with size one.
+            reduce: one tensor, the sum of every element of every leaf
+                (only with ``dim=None``).
+
+        Raises:
+            TensorDictIndexError: a dim outside the batch dims.
+            TensorDictValueError: ``reduce=True`` with a ``dim``, or without leaves.
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> td = TensorDict({"a": torch.ones(2, 3), "n": {"b": torch.ones(2, 3, 4)}}, [2, 3])
+            >>> td.sum(dim=1)["n", "b"].shape, td.sum(dim=1).batch_size
+            (torch.Size([2, 4]), torch.Size([2]))
+            >>> td.sum()["a"], td.sum(reduce=True)
+            (tensor(6.), tensor(30.))
+        """
+        return _reduction(self, "sum", torch.sum, dim, keepdim, reduce)
+
+    def mean(self: TensorDict, dim: _Dims = None, keepdim: builtins.bool = False, *,
+             reduce: builtins.bool = False) -> Any:  # fmt: skip
+        """The mean of every leaf, over all its elements or over batch dims (see :meth:`sum`).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> td = TensorDict({"a": torch.arange(6.0).reshape(2, 3)}, [2, 3])
+            >>> td.mean(dim=0)["a"], td.mean(dim=(0, 1), keepdim=True).batch_size
+            (tensor([1.5000, 2.5000, 3.5000]), torch.Size([1, 1]))
+        """
+        return _reduction(self, "mean", torch.mean, dim, keepdim, reduce)
+
+    def nansum(self: TensorDict, dim: _Dims = None, keepdim: builtins.bool = False, *,
+               reduce: builtins.bool = False) -> Any:  # fmt: skip
+        """The sum of every leaf with NaNs counted as zero (see :meth:`sum`).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> TensorDict({"a": torch.tensor([1.0, float("nan")])}, [2]).nansum()["a"]
+            tensor(1.)
+        """
+        return _reduction(self, "nansum", torch.nansum, dim, keepdim, reduce)
+
+    def nanmean(self: TensorDict, dim: _Dims = None, keepdim: builtins.bool = False, *,
+                reduce: builtins.bool = False) -> Any:  # fmt: skip
+        """The mean of every leaf, NaNs left out (see :meth:`sum`).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> TensorDict({"a": torch.tensor([1.0, float("nan"), 3.0])}, [3]).nanmean()["a"]
+            tensor(2.)
+        """
+        return _reduction(self, "nanmean", torch.nanmean, dim, keepdim, reduce)
+
+    def std(self: TensorDict, dim: _Dims = None, keepdim: builtins.bool = False, *,
+            correction: builtins.int = 1, reduce: builtins.bool = False) -> Any:  # fmt: skip
+        """The standard deviation of every leaf (``correction=1``: Bessel's; see :meth:`sum`).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> td = TensorDict({"a": torch.tensor([[1.0, 3.0], [5.0, 7.0]])}, [2, 2])
+            >>> td.std(dim=1)["a"], td.std(correction=0, reduce=True)
+            (tensor([1.4142, 1.4142]), tensor(2.2361))
+        """
+
+        def fn(x: Tensor, **kw: Any) -> Tensor:
+            return torch.std(x, correction=correction, **kw)
+
+        return _reduction(self, "std", fn, dim, keepdim, reduce)
+
+    def var(self: TensorDict, dim: _Dims = None, keepdim: builtins.bool = False, *,
+            correction: builtins.int = 1, reduce: builtins.bool = False) -> Any:  # fmt: skip
+        """The variance of every leaf (``correction=1``: Bessel's; see :meth:`sum`).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> TensorDict({"a": torch.tensor([1.0, 3.0])}, [2]).var()["a"]
+            tensor(2.)
+        """
+
+        def fn(x: Tensor, **kw: Any) -> Tensor:
+            return torch.var(x, correction=correction, **kw)
+
+        return _reduction(self, "var", fn, dim, keepdim, reduce)
+
+    def prod(self: TensorDict, dim: _Dims = None, keepdim: builtins.bool = False, *,
+             reduce: builtins.bool = False) -> Any:  # fmt: skip
+        """The product of every leaf, over all its elements or over batch dims (see :meth:`sum`).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> td = TensorDict({"a": torch.tensor([[1.0, 2.0], [3.0, 4.0]])}, [2, 2])
+            >>> td.prod(dim=(0, 1))["a"], td.prod(dim=0)["a"]
+            (tensor(24.), tensor([3., 8.]))
+        """
+        return _reduction(self, "prod", _prod, dim, keepdim, reduce)
+
+    def setdefault(self: TensorDict, key: NestedKey, default: Any) -> Any:
+        """The value at ``key``; when absent, ``default`` is set there first (as ``dict.setdefault``).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> td = TensorDict({"a": torch.zeros(2)}, [2])
+            >>> td.setdefault("b", torch.ones(2)), td.setdefault("b", torch.zeros(2))
+            (tensor([1., 1.]), tensor([1., 1.]))
+        """
+        if key not in self.keys(include_nested=True):
+            self.set(key, default)
+        return self.get(key)
+
+    def to_tensordict(self: TensorDict) -> TensorDict:
+        """A new ``TensorDict`` with copies of every leaf (TorchRL's name for a deep copy).
+
+        Example:
+            >>> import torch
+            >>> from rlbricks.tensordict import TensorDict
+            >>> td = TensorDict({"a": torch.zeros(2)}, [2])
+            >>> copy = td.to_tensordict()
+            >>> copy["a"] += 1
+            >>> td["a"]
+            tensor([0., 0.])
+        """
+        return self.clone()
+
     def _compare(self: TensorDict, other: Any, op: Callable[[Tensor, Any], Tensor]) -> TensorDict:
         if isinstance(other, _td.TensorDict):
             if set(other._tensordict) != set(self._tensordict):
@@ -313,3 +456,46 @@ def expand_mask(mask: Tensor, leaf: Tensor) -> Tensor:
     if extra <= 0:
         return mask
     return mask.reshape(mask.shape + (1,) * extra)
+
+
+def _prod(x: Tensor, dim: tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+    """``torch.prod`` over several dims (torch's takes one)."""
+    if dim is None:
+        return torch.prod(x)
+    for d in sorted(dim, reverse=True):
+        x = torch.prod(x, dim=d, keepdim=keepdim)
+    return x
+
+
+def _reduction(
+    td: TensorDict,
+    name: str,
+    fn: Callable[..., Tensor],
+    dim: _Dims,
+    keepdim: bool,
+    reduce: bool,
+) -> Any:
+    """Reduce every leaf with ``fn``: all elements, batch dims, or all leaves into one tensor."""
+    if reduce:
+        if dim is not None:
+            raise TensorDictValueError(
+                f"{name}(reduce=True) reduces every element of every leaf into one tensor; "
+                f"leave dim=None (got dim={dim!r}) or drop reduce=True"
+            )
+        leaves = [value.reshape(-1) for _, value in _td.iter_leaves(td)]
+        if not leaves:
+            raise TensorDictValueError(f"{name}(reduce=True): the TensorDict has no leaf to reduce")
+        return fn(torch.cat(leaves))
+    if dim is None:
+        return td.apply(fn, batch_size=torch.Size([]))
+    nd = td.batch_dims
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    picked = sorted({_shape._dim(d, nd, name) for d in dims})
+    if len(picked) != len(dims):
+        raise TensorDictValueError(f"{name}: dim {dim!r} names a batch dim twice")
+    bs = td.batch_size
+    if keepdim:
+        new_bs = torch.Size(1 if i in picked else size for i, size in enumerate(bs))
+    else:
+        new_bs = torch.Size(size for i, size in enumerate(bs) if i not in picked)
+    return td.apply(lambda x: fn(x, dim=tuple(picked), keepdim=keepdim), batch_size=new_bs)
