@@ -42,8 +42,8 @@ def load_lazy_buffers(
     """
     for name in names:
         saved = state_dict.get(prefix + name)
-        if module._buffers.get(name) is None and isinstance(saved, torch.Tensor):
-            module._buffers[name] = torch.zeros_like(saved)
+        if getattr(module, name, None) is None and isinstance(saved, torch.Tensor):
+            setattr(module, name, torch.zeros_like(saved))  # a registered buffer: stays one
 
 
 def _as_stat(value: float | torch.Tensor | None) -> torch.Tensor | None:

@@ -139,7 +139,7 @@ class VecNorm(Transform):
             ) from None
 
     def _buffer(self, index: int) -> torch.Tensor | None:
-        return self._buffers[self._names[index]]
+        return getattr(self, self._names[index])  # a registered buffer (None until allocated)
 
     def _allocate(self, index: int, shape: torch.Size) -> torch.Tensor:
         buf = self._buffer(index)
@@ -159,7 +159,7 @@ class VecNorm(Transform):
                 stacklevel=3,
             )
         buf = new_stats_buffer(shape)
-        self._buffers[self._names[index]] = buf
+        setattr(self, self._names[index], buf)  # nn.Module stores it as the registered buffer
         return buf
 
     def _entry_buffer(self, index: int, value: torch.Tensor, batch_dims: int) -> torch.Tensor:
@@ -379,7 +379,7 @@ class VecNorm(Transform):
     ) -> None:
         load_lazy_buffers(self, state_dict, prefix, self._names)
         for name in self._names:  # lazily created buffers live in shared memory too
-            buf = self._buffers[name]
+            buf = getattr(self, name)
             if buf is not None and not buf.is_shared():
                 buf.share_memory_()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -398,7 +398,7 @@ class VecNorm(Transform):
             self._lock = _new_lock()
             self._owner_pid = os.getpid()
         for name in [*self._names, "_frozen"]:
-            buf = self._buffers.get(name)
+            buf = getattr(self, name, None)
             if buf is not None and not buf.is_shared():
                 buf.share_memory_()
 
